@@ -1,0 +1,51 @@
+# The dev loop. `make test` is what CI runs (see README.md and .ci/run).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: test lint typecheck contracts unit integration e2e generate sandbox-up sandbox-down sandbox-status demo demo-down clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check operator tests benchmarks
+	$(BIN)/ruff format --check operator tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+contracts: $(STAMP)
+	cd operator && ../$(BIN)/lint-imports --config ../pyproject.toml
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit -q
+
+integration: $(STAMP)
+	$(BIN)/pytest tests/integration -q
+
+e2e: $(STAMP)
+	$(BIN)/pytest tests/e2e -q
+
+test: lint typecheck contracts unit integration
+
+generate: $(STAMP)
+	$(BIN)/python -m modeldeploy.crdgen
+
+sandbox-up: $(STAMP)
+	$(BIN)/modeldeploy sandbox up
+
+sandbox-down: $(STAMP)
+	$(BIN)/modeldeploy sandbox down
+
+sandbox-status: $(STAMP)
+	$(BIN)/modeldeploy sandbox status
+
+clean: sandbox-down
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,103 @@
+"""A coalescing, rate-limited work queue of resource keys.
+
+Semantics follow client-go's workqueue, which is what makes a controller level-triggered:
+a key is queued at most once however many events arrive; a key is never processed by two
+workers at once; a key added while it is being processed is processed again afterwards;
+failures are retried with exponential backoff per key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+
+class WorkQueue(Generic[K]):
+    def __init__(self, *, base_delay: float = 0.5, max_delay: float = 120.0) -> None:
+        self._queue: asyncio.Queue[K] = asyncio.Queue()
+        self._queued: set[K] = set()
+        self._processing: set[K] = set()
+        self._dirty: set[K] = set()
+        self._failures: dict[K, int] = {}
+        self._timers: dict[K, asyncio.TimerHandle] = {}
+        self._base_delay = base_delay
+        self._max_delay = max_delay
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+    @property
+    def depth(self) -> int:
+        return len(self._queued)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._processing)
+
+    def add(self, key: K) -> None:
+        if key in self._processing:
+            self._dirty.add(key)
+            return
+        if key in self._queued:
+            return
+        self._queued.add(key)
+        self._queue.put_nowait(key)
+
+    def add_after(self, key: K, delay: float) -> None:
+        existing = self._timers.pop(key, None)
+        if existing is not None:
+            existing.cancel()
+        loop = asyncio.get_running_loop()
+        self._timers[key] = loop.call_later(delay, self._fire, key)
+
+    def _fire(self, key: K) -> None:
+        self._timers.pop(key, None)
+        self.add(key)
+
+    def retry(self, key: K) -> float:
+        """Requeue after a failure, backing off exponentially (with jitter) per key."""
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        delay = min(self._max_delay, self._base_delay * 2 ** (failures - 1)) * random.uniform(0.8, 1.2)
+        self.add_after(key, delay)
+        return delay
+
+    def forget(self, key: K) -> None:
+        self._failures.pop(key, None)
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+
+    async def get(self) -> K:
+        key = await self._queue.get()
+        self._queued.discard(key)
+        self._processing.add(key)
+        return key
+
+    def done(self, key: K) -> None:
+        self._processing.discard(key)
+        if key in self._dirty:
+            self._dirty.discard(key)
+            self.add(key)
+
+    async def run_workers(self, count: int, work: Callable[[K], Awaitable[None]]) -> None:
+        """Run `count` workers forever; `work` handles its own errors and retries."""
+
+        async def worker() -> None:
+            while True:
+                key = await self.get()
+                try:
+                    await work(key)
+                finally:
+                    self.done(key)
+
+        await asyncio.gather(*(worker() for _ in range(count)))
+
+    def close(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()

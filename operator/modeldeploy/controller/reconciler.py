@@ -1,0 +1,291 @@
+"""One reconcile of one ModelDeployment: render, compare, apply what differs, write status.
+
+Level-triggered: it reads the latest ModelDeployment and children from the watch caches
+and converges them, whatever event brought it here. It writes nothing when nothing
+differs, which is what makes an idle cluster and a periodic resync cost zero writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from modeldeploy import kubeapi, metrics
+from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
+from modeldeploy.controller.cache import Key, ObjectCache, controller_uid
+from modeldeploy.reconcile.compare import contains
+from modeldeploy.render import labels as lbl
+from modeldeploy.render.children import Owner, render_children, service_url
+from modeldeploy.render.names import child_name
+from modeldeploy.status import compute as status_compute
+from modeldeploy.status.events import transition_events
+
+log = logging.getLogger("modeldeploy.reconciler")
+HANDOVER_MANAGER = "modeldeploy-replicas-handover"
+Obj = dict[str, Any]
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class ConfigDriftRecord:
+    corrections: int = 0
+    last_time: str | None = None
+    last_child: str | None = None
+
+    def as_status(self) -> dict[str, Any] | None:
+        if not self.corrections:
+            return None
+        return {"corrections": self.corrections, "lastCorrectionTime": self.last_time, "lastCorrectedChild": self.last_child}
+
+
+@dataclass
+class ControllerState:
+    """Everything the controller knows, all of it rebuilt from watches after a restart."""
+
+    models: ObjectCache = field(default_factory=ObjectCache)
+    deployments: ObjectCache = field(default_factory=ObjectCache)
+    services: ObjectCache = field(default_factory=ObjectCache)
+    hpas: ObjectCache = field(default_factory=ObjectCache)
+    pods: ObjectCache = field(default_factory=lambda: ObjectCache(index_label=lbl.NAME_LABEL))
+    health: dict[Key, status_compute.HealthReport] = field(default_factory=dict)
+    data_drift: dict[Key, status_compute.DataDriftReport] = field(default_factory=dict)
+    config_drift: dict[Key, ConfigDriftRecord] = field(default_factory=dict)
+    last_written_status: dict[Key, Any] = field(default_factory=dict)
+
+    def cache_for(self, kind: str) -> ObjectCache:
+        return {"Deployment": self.deployments, "Service": self.services, "HorizontalPodAutoscaler": self.hpas}[kind]
+
+    def forget(self, key: Key) -> None:
+        for table in (self.health, self.data_drift, self.config_drift, self.last_written_status):
+            table.pop(key, None)  # type: ignore[attr-defined]
+
+
+class Stalled(Exception):
+    """The reconcile cannot proceed until a person changes something."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.problem = status_compute.Problem(reason, message)
+
+
+@dataclass
+class Outcome:
+    applied: list[str] = field(default_factory=list)
+    corrected: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    problem: status_compute.Problem | None = None
+
+
+class Reconciler:
+    def __init__(self, api: kubeapi.KubeClient, state: ControllerState, *, verify_pull_secrets: bool = True) -> None:
+        self.api = api
+        self.state = state
+        self.verify_pull_secrets = verify_pull_secrets
+
+    async def reconcile(self, key: Key) -> None:
+        body = self.state.models.get(key)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            self.state.forget(key)
+            metrics.forget_model(*key)
+            return
+        started = time.perf_counter()
+        result = "error"
+        try:
+            outcome = await self._converge(body)
+            result = "stalled" if outcome.problem else ("applied" if outcome.applied or outcome.deleted else "unchanged")
+            await self._write_status(body, outcome)
+        finally:
+            metrics.RECONCILES.labels(result=result).inc()
+            metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+
+    # ---- children -----------------------------------------------------------------------
+    async def _converge(self, body: Obj) -> Outcome:
+        outcome = Outcome()
+        metadata = body["metadata"]
+        owner = Owner(metadata["name"], metadata["namespace"], metadata["uid"])
+        try:
+            spec = ModelDeploymentSpec.model_validate(body.get("spec", {}))
+            await self._check_pull_secrets(owner, spec)
+            desired = render_children(owner, spec)
+            lives = [await self._live_child(owner, child) for child in desired.all()]
+            for child, live in zip(desired.all(), lives, strict=True):
+                await self._converge_child(body, owner, spec, child, live, outcome)
+            if desired.hpa is None:
+                await self._delete_stale_hpa(owner, outcome)
+        except ValidationError as error:
+            outcome.problem = status_compute.Problem("InvalidSpec", _validation_message(error))
+        except Stalled as stalled:
+            outcome.problem = stalled.problem
+        except kubeapi.ApiError as error:
+            if error.status in (400, 403, 422):
+                reason = "Forbidden" if error.status == 403 else "ApplyRejected"
+                outcome.problem = status_compute.Problem(reason, error.message)
+            else:
+                raise
+        await self._announce(body, outcome)
+        return outcome
+
+    async def _check_pull_secrets(self, owner: Owner, spec: ModelDeploymentSpec) -> None:
+        if not self.verify_pull_secrets:
+            return
+        for index, ref in enumerate(spec.image_pull_secrets or []):
+            try:
+                found = await self.api.get(kubeapi.SECRET, owner.namespace, ref.name)
+            except kubeapi.ApiError as error:
+                if error.status == 403:  # not allowed to look: the kubelet will tell
+                    return
+                raise
+            if found is None:
+                raise Stalled(
+                    "ImagePullSecretNotFound",
+                    f"spec.imagePullSecrets[{index}].name: Secret {ref.name!r} does not exist in namespace "
+                    f"{owner.namespace!r}; create it or remove the reference",
+                )
+
+    async def _live_child(self, owner: Owner, child: Obj) -> Obj | None:
+        """The live child from the cache; a GET only when the cache has none (to spot clashes)."""
+        kind = child["kind"]
+        name = child["metadata"]["name"]
+        live = self.state.cache_for(kind).get((owner.namespace, name))
+        if live is None:
+            live = await self.api.get(kubeapi.KINDS_BY_NAME[kind], owner.namespace, name)
+        if live is not None and controller_uid(live) != owner.uid:
+            raise Stalled(
+                "ChildNameConflict",
+                f"{kind} {name!r} already exists and is not controlled by this ModelDeployment; "
+                "rename the ModelDeployment or remove that object (modeldeploy never takes over objects it did not create)",
+            )
+        return live
+
+    async def _converge_child(self, body: Obj, owner: Owner, spec: ModelDeploymentSpec, child: Obj,
+                              live: Obj | None, outcome: Outcome) -> None:
+        kind, name = child["kind"], child["metadata"]["name"]
+        desired_hash = child["metadata"]["annotations"][lbl.APPLIED_HASH]
+        if live is not None and contains(live, child):
+            return
+        label = f"{kind}/{name}"
+        status = body.get("status") or {}
+        converged_before = status.get("observedGeneration") == body["metadata"].get("generation")
+        if live is None:
+            if converged_before:
+                outcome.corrected.append(f"{label} was deleted")
+        elif live["metadata"].get("annotations", {}).get(lbl.APPLIED_HASH) == desired_hash:
+            outcome.corrected.append(f"{label} was edited")
+        if kind == "Deployment" and spec.autoscaling is not None and live is not None:
+            await self._hand_replicas_to_hpa(live)
+        applied = await self.api.apply(child)
+        self.state.cache_for(kind).apply_event("MODIFIED", applied)
+        outcome.applied.append(label)
+
+    async def _hand_replicas_to_hpa(self, live: Obj) -> None:
+        """Stop owning spec.replicas without resetting it, so the HPA takes over smoothly.
+
+        Dropping a field from our apply would delete it (back to 1 replica) if we were its only
+        manager; a second manager first co-owns the current value, then our apply lets go.
+        """
+        if not _we_own_replicas(live):
+            return
+        metadata = live["metadata"]
+        await self.api.apply(
+            {"apiVersion": "apps/v1", "kind": "Deployment",
+             "metadata": {"name": metadata["name"], "namespace": metadata["namespace"]},
+             "spec": {"replicas": live["spec"].get("replicas", 1)}},
+            field_manager=HANDOVER_MANAGER,
+        )
+
+    async def _delete_stale_hpa(self, owner: Owner, outcome: Outcome) -> None:
+        name = child_name(owner.name)
+        live = self.state.hpas.get((owner.namespace, name))
+        if live is None or controller_uid(live) != owner.uid:
+            return
+        if await self.api.delete(kubeapi.HPA, owner.namespace, name, uid=live["metadata"]["uid"]):
+            self.state.hpas.apply_event("DELETED", live)
+            outcome.deleted.append(f"HorizontalPodAutoscaler/{name}")
+
+    async def _announce(self, body: Obj, outcome: Outcome) -> None:
+        for what in outcome.corrected:
+            await self.api.post_event(body, type_="Warning", reason="ConfigDriftCorrected",
+                                      message=f"{what} by hand; restored the declared state")
+        if outcome.corrected:
+            key = (body["metadata"]["namespace"], body["metadata"]["name"])
+            record = self.state.config_drift.setdefault(key, _record_from_status(body))
+            record.corrections += len(outcome.corrected)
+            record.last_time = utcnow()
+            record.last_child = outcome.corrected[-1].split(" ")[0]
+            metrics.CONFIG_DRIFT_CORRECTIONS.labels(namespace=key[0], name=key[1]).inc(len(outcome.corrected))
+        changed = [c for c in outcome.applied if not any(c in what for what in outcome.corrected)]
+        if changed:
+            await self.api.post_event(body, type_="Normal", reason="ChildrenApplied", message="applied " + ", ".join(changed))
+        if outcome.deleted:
+            await self.api.post_event(body, type_="Normal", reason="ChildrenDeleted", message="deleted " + ", ".join(outcome.deleted))
+
+    # ---- status -------------------------------------------------------------------------
+    def observe(self, body: Obj, problem: status_compute.Problem | None) -> status_compute.Observation:
+        metadata = body["metadata"]
+        key = (metadata["namespace"], metadata["name"])
+        spec_dict = body.get("spec", {})
+        try:
+            spec: ModelDeploymentSpec | None = ModelDeploymentSpec.model_validate(spec_dict)
+        except ValidationError:
+            spec = None
+        owner = Owner(metadata["name"], metadata["namespace"], metadata["uid"])
+        name = child_name(owner.name)
+        record = self.state.config_drift.get(key) or _record_from_status(body)
+        return status_compute.Observation(
+            generation=int(metadata.get("generation", 0)),
+            expected_version=str(spec_dict.get("model", {}).get("version", "")),
+            desired_replicas=None if spec is None or spec.autoscaling is not None else spec.replicas,
+            probing_enabled=spec is not None and spec.probing.enabled,
+            problem=problem,
+            deployment=self.state.deployments.get((owner.namespace, name)),
+            selector=lbl.selector_string(lbl.selector_labels(name)),
+            url=service_url(owner, spec) if spec is not None else None,
+            health=self.state.health.get(key),
+            data_drift=self.state.data_drift.get(key),
+            config_drift=record.as_status(),
+            previous_status=body.get("status") or {},
+        )
+
+    async def _write_status(self, body: Obj, outcome: Outcome) -> None:
+        metadata = body["metadata"]
+        key = (metadata["namespace"], metadata["name"])
+        observation = self.observe(body, outcome.problem)
+        new = status_compute.compute_status(observation, now=utcnow())
+        old = body.get("status") or {}
+        comparable = status_compute.without_volatile(new)
+        if comparable == status_compute.without_volatile(old) or comparable == self.state.last_written_status.get(key):
+            return
+        await self.api.patch_status(kubeapi.MODEL_DEPLOYMENT, key[0], key[1], new)
+        self.state.last_written_status[key] = comparable
+        for type_, reason, message in transition_events(old, new):
+            await self.api.post_event(body, type_=type_, reason=reason, message=message)
+
+
+def _we_own_replicas(live: Obj) -> bool:
+    for entry in live["metadata"].get("managedFields", []) or []:
+        if entry.get("manager") == kubeapi.FIELD_MANAGER and entry.get("operation") == "Apply":
+            if "f:replicas" in entry.get("fieldsV1", {}).get("f:spec", {}):
+                return True
+    return False
+
+
+def _record_from_status(body: Obj) -> ConfigDriftRecord:
+    config = ((body.get("status") or {}).get("drift") or {}).get("config") or {}
+    return ConfigDriftRecord(int(config.get("corrections", 0)), config.get("lastCorrectionTime"), config.get("lastCorrectedChild"))
+
+
+def _validation_message(error: ValidationError) -> str:
+    parts = []
+    for detail in error.errors()[:5]:
+        where = ".".join(str(p) for p in detail["loc"])
+        parts.append(f"spec.{where}: {detail['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,55 @@
+"""kopf wiring only: each handler hands the raw watch event to the controller and returns.
+
+Only watching (`on.event`) handlers are registered: kopf stores no progress, no diff base
+and no finalizer on our objects, so a ModelDeployment stays exactly as its author wrote it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from modeldeploy.controller.manager import Controller
+from modeldeploy.render.labels import MANAGED_BY, MANAGER
+
+OWNED = {MANAGED_BY: MANAGER}
+
+
+def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
+    """Attach the handlers to `registry`; the controller is captured, not a module global."""
+
+    @kopf.on.startup(registry=registry)
+    async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.enabled = False  # we post our own Events, deliberately
+        settings.peering.standalone = True
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        settings.networking.error_backoffs = [1, 2, 5, 10]
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+        controller.start()
+
+    @kopf.on.cleanup(registry=registry)
+    async def shutdown(**_: Any) -> None:
+        await controller.stop()
+
+    @kopf.on.event("modeldeploy.io", "v1alpha1", "modeldeployments", registry=registry)
+    def model_event(event: dict[str, Any], **_: Any) -> None:
+        controller.on_model_event(event.get("type"), event["object"])
+
+    @kopf.on.event("apps", "v1", "deployments", labels=OWNED, registry=registry)
+    def deployment_event(event: dict[str, Any], **_: Any) -> None:
+        controller.on_child_event("Deployment", event.get("type"), event["object"])
+
+    @kopf.on.event("", "v1", "services", labels=OWNED, registry=registry)
+    def service_event(event: dict[str, Any], **_: Any) -> None:
+        controller.on_child_event("Service", event.get("type"), event["object"])
+
+    @kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=OWNED, registry=registry)
+    def hpa_event(event: dict[str, Any], **_: Any) -> None:
+        controller.on_child_event("HorizontalPodAutoscaler", event.get("type"), event["object"])
+
+    @kopf.on.event("", "v1", "pods", labels=OWNED, registry=registry)
+    def pod_event(event: dict[str, Any], **_: Any) -> None:
+        controller.on_pod_event(event.get("type"), event["object"])

@@ -1,0 +1,240 @@
+"""The only module that talks to the Kubernetes API.
+
+Built on httpx rather than the generated `kubernetes` client: the operator is asyncio from
+top to bottom, server-side apply is one PATCH with a content type, and a thin client keeps
+the request count (which the tests measure) exactly what the code says. Credentials come
+from the `kubernetes` package's kubeconfig / in-cluster loaders, so every auth form they
+support works here too.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+import uuid
+from collections.abc import AsyncIterator, Generator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+FIELD_MANAGER = "modeldeploy"
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """Where a kind lives in the REST API."""
+
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+
+    def path(self, namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
+        prefix = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        parts = [prefix]
+        if self.namespaced and namespace is not None:
+            parts.append(f"namespaces/{namespace}")
+        parts.append(self.plural)
+        if name is not None:
+            parts.append(name)
+        if subresource is not None:
+            parts.append(subresource)
+        return "/".join(parts)
+
+
+DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
+SERVICE = Kind("v1", "Service", "services")
+HPA = Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
+POD = Kind("v1", "Pod", "pods")
+EVENT = Kind("v1", "Event", "events")
+SECRET = Kind("v1", "Secret", "secrets")
+MODEL_DEPLOYMENT = Kind("modeldeploy.io/v1alpha1", "ModelDeployment", "modeldeployments")
+KINDS_BY_NAME = {k.kind: k for k in (DEPLOYMENT, SERVICE, HPA, POD, EVENT, SECRET, MODEL_DEPLOYMENT)}
+
+
+class ApiError(Exception):
+    """A non-2xx answer; `reason` and `message` are the apiserver's Status fields."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+class _KubeAuth(httpx.Auth):
+    """Bearer tokens that can rotate (projected ServiceAccount tokens): refreshed each minute."""
+
+    def __init__(self, configuration: k8s_client.Configuration) -> None:
+        self._configuration = configuration
+        self._refreshed = 0.0
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        hook = getattr(self._configuration, "refresh_api_key_hook", None)
+        if hook is not None and time.monotonic() - self._refreshed > 60:
+            hook(self._configuration)
+            self._refreshed = time.monotonic()
+        token = self._configuration.api_key.get("authorization") or self._configuration.api_key.get("BearerToken")
+        if token:
+            prefix = self._configuration.api_key_prefix.get("authorization", "")
+            value = token if token.lower().startswith("bearer ") else f"{prefix or 'Bearer'} {token}"
+            request.headers["Authorization"] = value
+        yield request
+
+
+def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> k8s_client.Configuration:
+    """In-cluster when no kubeconfig is given and we run in a pod; else the kubeconfig."""
+    configuration = k8s_client.Configuration()
+    if kubeconfig is None:
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+            return configuration
+        except k8s_config.ConfigException:
+            pass
+    k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+    return configuration
+
+
+def _ssl_context(configuration: k8s_client.Configuration) -> ssl.SSLContext | bool:
+    if not configuration.verify_ssl:
+        return False
+    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+    if configuration.cert_file and configuration.key_file:
+        context.load_cert_chain(configuration.cert_file, configuration.key_file)
+    return context
+
+
+class KubeClient:
+    """Async access to the few API operations the operator needs."""
+
+    def __init__(self, configuration: k8s_client.Configuration, *, timeout: float = 30.0) -> None:
+        self.configuration = configuration
+        self._http = httpx.AsyncClient(
+            base_url=configuration.host,
+            verify=_ssl_context(configuration),
+            auth=_KubeAuth(configuration),
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+            headers={"User-Agent": "modeldeploy-operator"},
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = await self._http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            try:
+                status = response.json()
+                raise ApiError(response.status_code, str(status.get("reason", "")), str(status.get("message", response.text)))
+            except (ValueError, AttributeError):
+                raise ApiError(response.status_code, response.reason_phrase, response.text[:500]) from None
+        return response
+
+    async def get(self, kind: Kind, namespace: str | None, name: str) -> Obj | None:
+        try:
+            response = await self._request("GET", kind.path(namespace, name))
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+        result: Obj = response.json()
+        return result
+
+    async def list(self, kind: Kind, namespace: str | None, label_selector: str | None = None) -> list[Obj]:
+        params = {"labelSelector": label_selector} if label_selector else {}
+        response = await self._request("GET", kind.path(namespace), params=params)
+        items: list[Obj] = response.json().get("items", [])
+        return items
+
+    async def apply(self, obj: Mapping[str, Any], *, field_manager: str = FIELD_MANAGER, force: bool = True) -> Obj:
+        """Server-side apply: the object we send is the whole of what we own."""
+        kind = KINDS_BY_NAME[str(obj["kind"])]
+        metadata = obj["metadata"]
+        path = kind.path(metadata.get("namespace"), metadata["name"])
+        params = {"fieldManager": field_manager, "force": "true" if force else "false"}
+        response = await self._request(
+            "PATCH",
+            path,
+            params=params,
+            content=json.dumps(obj),
+            headers={"Content-Type": "application/apply-patch+yaml"},
+        )
+        result: Obj = response.json()
+        return result
+
+    async def patch_status(self, kind: Kind, namespace: str, name: str, status: Mapping[str, Any]) -> Obj:
+        """Replace the whole status through the status subresource; never touches spec or metadata.
+
+        The status is entirely ours, so one JSON-patch `add` of /status swaps it atomically and
+        drops fields we no longer report, which a merge patch would have to null one by one.
+        """
+        response = await self._request(
+            "PATCH",
+            kind.path(namespace, name, "status"),
+            content=json.dumps([{"op": "add", "path": "/status", "value": status}]),
+            headers={"Content-Type": "application/json-patch+json"},
+        )
+        result: Obj = response.json()
+        return result
+
+    async def delete(self, kind: Kind, namespace: str, name: str, *, uid: str | None = None) -> bool:
+        """Delete one object, only if it is still the one we looked at (uid precondition)."""
+        body: Obj = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        if uid is not None:
+            body["preconditions"] = {"uid": uid}
+        try:
+            await self._request("DELETE", kind.path(namespace, name), content=json.dumps(body),
+                                headers={"Content-Type": "application/json"})
+        except ApiError as error:
+            if error.status in (404, 409):
+                return False
+            raise
+        return True
+
+    async def post_event(
+        self, involved: Mapping[str, Any], *, type_: str, reason: str, message: str, component: str = "modeldeploy"
+    ) -> None:
+        """A core/v1 Event about `involved`, shown by `kubectl describe`."""
+        metadata = involved["metadata"]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        namespace = metadata["namespace"]
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{metadata['name'][:200]}.{uuid.uuid4().hex[:12]}", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": metadata["name"],
+                "namespace": namespace,
+                "uid": metadata.get("uid"),
+                "resourceVersion": metadata.get("resourceVersion"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": component},
+            "reportingComponent": component,
+            "reportingInstance": component,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        await self._request("POST", EVENT.path(namespace), content=json.dumps(event),
+                            headers={"Content-Type": "application/json"})
+
+    async def stream_lines(self, path: str, params: Mapping[str, str]) -> AsyncIterator[Obj]:
+        """A watch stream, one decoded event per line (used by the replica farm)."""
+        async with self._http.stream("GET", path, params=dict(params), timeout=None) as response:
+            if response.status_code >= 400:
+                raise ApiError(response.status_code, response.reason_phrase, (await response.aread()).decode()[:500])
+            async for line in response.aiter_lines():
+                if line:
+                    yield json.loads(line)

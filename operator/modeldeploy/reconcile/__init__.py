@@ -1,0 +1,1 @@
+"""Deciding what to write: desired children versus what the API server holds (pure)."""

@@ -1,0 +1,210 @@
+"""Desired children of a ModelDeployment: its Deployment, Service and (optionally) HPA.
+
+Pure: the same validated spec always renders the same objects, byte for byte, which is
+what lets the operator compare instead of writing, and what the golden-file tests pin.
+Rendered objects never carry empty maps or lists, which the API server would drop and
+which would then look like a difference forever.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
+from modeldeploy.render import labels as lbl
+from modeldeploy.render.names import child_name
+from modeldeploy.render.probes import container_probes
+
+API_VERSION = "modeldeploy.io/v1alpha1"
+KIND = "ModelDeployment"
+CONTAINER_NAME = "model-server"
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The ModelDeployment the children belong to (owner references need its uid)."""
+
+    name: str
+    namespace: str
+    uid: str
+
+
+@dataclass(frozen=True)
+class DesiredChildren:
+    deployment: Obj
+    service: Obj
+    hpa: Obj | None
+
+    def all(self) -> list[Obj]:
+        return [c for c in (self.deployment, self.service, self.hpa) if c is not None]
+
+
+def _prune(value: Any) -> Any:
+    """Drop None, empty maps and empty lists, recursively."""
+    if isinstance(value, dict):
+        pruned = {k: _prune(v) for k, v in value.items()}
+        return {k: v for k, v in pruned.items() if v is not None and v != {} and v != []}
+    if isinstance(value, list):
+        return [_prune(v) for v in value]
+    return value
+
+
+def owner_reference(owner: Owner) -> Obj:
+    return {"apiVersion": API_VERSION, "kind": KIND, "name": owner.name, "uid": owner.uid, "controller": True}
+
+
+def _metadata(owner: Owner, name: str, labels: dict[str, str]) -> Obj:
+    return {"name": name, "namespace": owner.namespace, "labels": labels, "ownerReferences": [owner_reference(owner)]}
+
+
+def _dump(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [_dump(v) for v in value]
+    if hasattr(value, "model_dump"):
+        return value.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return value
+
+
+def metrics_port(spec: ModelDeploymentSpec) -> int:
+    configured = spec.runtime.metrics.port if spec.runtime.metrics is not None else None
+    return configured or spec.runtime.port
+
+
+def metrics_path(spec: ModelDeploymentSpec) -> str:
+    return spec.runtime.metrics.path if spec.runtime.metrics is not None else "/metrics"
+
+
+def _container(spec: ModelDeploymentSpec) -> Obj:
+    model, runtime = spec.model, spec.runtime
+    env: list[Obj] = [
+        {"name": "MODEL_NAME", "value": model.name},
+        {"name": "MODEL_VERSION", "value": model.version},
+    ]
+    if model.uri:
+        env.append({"name": "MODEL_URI", "value": model.uri})
+    if model.format:
+        env.append({"name": "MODEL_FORMAT", "value": model.format})
+    reserved = {e["name"] for e in env}
+    env += [e for e in _dump(runtime.env) or [] if e["name"] not in reserved]
+    ports = [{"name": "http", "containerPort": runtime.port, "protocol": "TCP"}]
+    if metrics_port(spec) != runtime.port:
+        ports.append({"name": "metrics", "containerPort": metrics_port(spec), "protocol": "TCP"})
+    return {
+        "name": CONTAINER_NAME,
+        "image": runtime.image,
+        "command": list(runtime.command or []),
+        "args": list(runtime.args or []),
+        "ports": ports,
+        "env": env,
+        "resources": _dump(runtime.resources),
+        **container_probes(spec),
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+
+
+def _with_hash(obj: Obj) -> Obj:
+    """Stamp the fingerprint of what we apply, so a field we stop setting is noticed."""
+    from modeldeploy.reconcile.compare import fingerprint
+
+    obj["metadata"].setdefault("annotations", {})[lbl.APPLIED_HASH] = fingerprint(obj)
+    return obj
+
+
+def render_deployment(owner: Owner, spec: ModelDeploymentSpec) -> Obj:
+    name = child_name(owner.name)
+    labels = lbl.common_labels(name, spec.model.name, spec.model.version)
+    pod_labels = {**(spec.pod_labels or {}), **labels}
+    strategy: Obj = {"type": "RollingUpdate"}
+    if spec.rollout is not None:
+        strategy["rollingUpdate"] = {"maxSurge": spec.rollout.max_surge, "maxUnavailable": spec.rollout.max_unavailable}
+    pod_spec: Obj = {
+        "containers": [_container(spec)],
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "nodeSelector": dict(spec.node_selector or {}),
+        "tolerations": _dump(spec.tolerations),
+        "serviceAccountName": spec.service_account_name,
+        "imagePullSecrets": _dump(spec.image_pull_secrets),
+    }
+    if spec.service_account_name is None:
+        pod_spec["automountServiceAccountToken"] = False  # a model server has no business with the API
+    deployment: Obj = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(owner, name, labels),
+        "spec": {
+            "selector": {"matchLabels": lbl.selector_labels(name)},
+            "strategy": strategy,
+            "template": {
+                "metadata": {"labels": pod_labels, "annotations": dict(spec.pod_annotations or {})},
+                "spec": pod_spec,
+            },
+        },
+    }
+    if spec.autoscaling is None:
+        deployment["spec"]["replicas"] = spec.replicas
+    return _with_hash(_prune(deployment))
+
+
+def render_service(owner: Owner, spec: ModelDeploymentSpec) -> Obj:
+    name = child_name(owner.name)
+    ports = [{"name": "http", "port": spec.runtime.port, "targetPort": "http", "protocol": "TCP"}]
+    if metrics_port(spec) != spec.runtime.port:
+        ports.append({"name": "metrics", "port": metrics_port(spec), "targetPort": "metrics", "protocol": "TCP"})
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(owner, name, lbl.common_labels(name, spec.model.name, spec.model.version)),
+        "spec": {"type": "ClusterIP", "selector": lbl.selector_labels(name), "ports": ports},
+    }
+    return _with_hash(_prune(service))
+
+
+def render_hpa(owner: Owner, spec: ModelDeploymentSpec) -> Obj | None:
+    scaling = spec.autoscaling
+    if scaling is None:
+        return None
+    name = child_name(owner.name)
+    metrics: list[Obj] = []
+    for resource, target in (
+        ("cpu", scaling.target_cpu_utilization_percentage),
+        ("memory", scaling.target_memory_utilization_percentage),
+    ):
+        if target is not None:
+            metrics.append(
+                {"type": "Resource", "resource": {"name": resource, "target": {"type": "Utilization", "averageUtilization": target}}}
+            )
+    metrics += _dump(scaling.metrics) or []
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(owner, name, lbl.common_labels(name, spec.model.name, spec.model.version)),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "metrics": metrics,
+            "behavior": _dump(scaling.behavior),
+        },
+    }
+    return _with_hash(_prune(hpa))
+
+
+def render_children(owner: Owner, spec: ModelDeploymentSpec) -> DesiredChildren:
+    return DesiredChildren(
+        deployment=render_deployment(owner, spec),
+        service=render_service(owner, spec),
+        hpa=render_hpa(owner, spec),
+    )
+
+
+def service_url(owner: Owner, spec: ModelDeploymentSpec) -> str:
+    return f"http://{child_name(owner.name)}.{owner.namespace}.svc:{spec.runtime.port}"

@@ -1,0 +1,33 @@
+"""The labels every child carries, and the selector that ties pods to one ModelDeployment."""
+
+from __future__ import annotations
+
+from modeldeploy.render.names import label_value
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER = "modeldeploy"
+NAME_LABEL = "modeldeploy.io/name"
+MODEL_LABEL = "modeldeploy.io/model"
+VERSION_LABEL = "modeldeploy.io/version"
+APPLIED_HASH = "modeldeploy.io/applied-hash"
+
+
+def selector_labels(child: str) -> dict[str, str]:
+    """Immutable once a Deployment exists: only the child name, which never changes."""
+    return {NAME_LABEL: child}
+
+
+def common_labels(child: str, model_name: str, model_version: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "modeldeploy-model",
+        "app.kubernetes.io/instance": child,
+        "app.kubernetes.io/component": "model-server",
+        MANAGED_BY: MANAGER,
+        NAME_LABEL: child,
+        MODEL_LABEL: label_value(model_name),
+        VERSION_LABEL: label_value(model_version),
+    }
+
+
+def selector_string(labels: dict[str, str]) -> str:
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))

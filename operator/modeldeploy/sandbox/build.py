@@ -1,0 +1,264 @@
+"""Build the sandbox's binaries from Go modules, once, into a cache keyed by version.
+
+There is no Docker engine and no binary download on these machines, only the Go module
+proxy. Every binary is therefore compiled here; a cold build takes many minutes, so each
+one lands in `<cache>/<component>-<version>/` and is never rebuilt while it is there.
+
+This module uses the standard library only: it runs before any virtualenv exists
+(`python operator/modeldeploy/sandbox/build.py`) as well as from `modeldeploy sandbox`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+try:  # imported as part of the package, or run as a plain script before install
+    from modeldeploy.sandbox import versions
+except ImportError:  # pragma: no cover - script mode
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from modeldeploy.sandbox import versions
+
+KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+
+def cache_root() -> Path:
+    """Where built binaries live; `MODELDEPLOY_CACHE_DIR` overrides the XDG default."""
+    override = os.environ.get("MODELDEPLOY_CACHE_DIR")
+    if override:
+        return Path(override).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "modeldeploy"
+
+
+@dataclass(frozen=True)
+class Component:
+    """One cached build: its folder name carries the version, so a bump rebuilds."""
+
+    name: str
+    version: str
+    binaries: tuple[str, ...]
+
+    @property
+    def directory(self) -> Path:
+        return cache_root() / f"{self.name}-{self.version}"
+
+    def path(self, binary: str | None = None) -> Path:
+        return self.directory / (binary or self.binaries[0])
+
+    def is_built(self) -> bool:
+        return all((self.directory / b).is_file() for b in self.binaries)
+
+
+KUBERNETES = Component("kubernetes", versions.KUBERNETES, KUBE_COMMANDS)
+ETCD = Component("etcd", versions.ETCD, ("etcd",))
+KWOK = Component("kwok", versions.KWOK, ("kwok",))
+HELM = Component("helm", versions.HELM, ("helm",))
+KSTATUS = Component("kstatus", versions.CLI_UTILS, ("kstatus",))
+ALL = (KUBERNETES, ETCD, KWOK, HELM)
+
+
+def binary(component: Component, name: str | None = None) -> Path:
+    """Path of a cached binary; builds it first when it is missing."""
+    if not component.is_built():
+        BUILDERS[component.name]()
+    return component.path(name)
+
+
+def _go_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-buildvcs=false")
+    return env
+
+
+def _log(message: str) -> None:
+    print(f"[sandbox build] {message}", file=sys.stderr, flush=True)
+
+
+def _run_go(args: Sequence[str], cwd: Path, label: str) -> None:
+    """Run a go command, echoing a progress line every 20 s instead of its flood of output."""
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        ["go", *args],
+        cwd=cwd,
+        env=_go_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    done = threading.Event()
+
+    def heartbeat() -> None:
+        while not done.wait(20):
+            elapsed = time.monotonic() - started
+            _log(f"{label}: {len(lines)} packages/lines so far, {elapsed:.0f}s")
+
+    ticker = threading.Thread(target=heartbeat, daemon=True)
+    ticker.start()
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line.rstrip())
+    code = proc.wait()
+    done.set()
+    if code != 0:
+        tail = "\n".join(lines[-40:])
+        raise RuntimeError(f"{label} failed: go {' '.join(args)} (exit {code})\n{tail}")
+
+
+def _timed(component: Component, build: Callable[[Path], None]) -> None:
+    if component.is_built():
+        return
+    started = time.monotonic()
+    _log(f"building {component.name} {component.version} (first run only; cached in {component.directory})")
+    component.directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{component.name}-", dir=component.directory.parent))
+    try:
+        build(staging)
+        if component.directory.exists():
+            shutil.rmtree(component.directory)
+        staging.chmod(0o755)
+        staging.rename(component.directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _log(f"built {component.name} {component.version} in {time.monotonic() - started:.0f}s")
+
+
+def _module_dir(name: str) -> Path:
+    path = cache_root() / "src" / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def kubernetes_staging_modules(version: str) -> list[str]:
+    """The `k8s.io/<staging>` modules k8s.io/kubernetes maps to ./staging, read from its go.mod."""
+    out = subprocess.run(
+        ["go", "mod", "download", "-json", f"k8s.io/kubernetes@{version}"],
+        env=_go_env(),
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tempfile.gettempdir(),
+    ).stdout
+    gomod = Path(json.loads(out)["GoMod"]).read_text()
+    return sorted(set(re.findall(r"^\s*(k8s\.io/[\w.-]+)\s+=>\s+\./staging/", gomod, re.MULTILINE)))
+
+
+def _version_ldflags(version: str) -> str:
+    major, minor = version.lstrip("v").split(".")[:2]
+    values = {
+        "gitVersion": version,
+        "gitMajor": major,
+        "gitMinor": minor,
+        "gitTreeState": "clean",
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "buildDate": "1970-01-01T00:00:00Z",
+    }
+    flags = ["-s", "-w"]
+    for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [f"-X {package}.{key}={value}" for key, value in values.items()]
+    return " ".join(flags)
+
+
+def build_kubernetes() -> None:
+    version = KUBERNETES.version
+
+    def build(out: Path) -> None:
+        staging_version = "v0." + version.lstrip("v").split(".", 1)[1]
+        modules = kubernetes_staging_modules(version)
+        src = _module_dir(f"kubernetes-{version}")
+        replaces = "\n".join(f"\t{m} => {m} {staging_version}" for m in modules)
+        (src / "go.mod").write_text(
+            "module modeldeploy.local/kubebuild\n\ngo 1.26.0\n\n"
+            f"require k8s.io/kubernetes {version}\n\nreplace (\n{replaces}\n)\n"
+        )
+        imports = "\n".join(f'\t_ "k8s.io/kubernetes/cmd/{c}"' for c in KUBE_COMMANDS)
+        (src / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n")
+        _log(f"resolving k8s.io/kubernetes {version} with {len(modules)} staging modules at {staging_version}")
+        _run_go(["mod", "tidy"], src, "go mod tidy (kubernetes)")
+        targets = [f"k8s.io/kubernetes/cmd/{c}" for c in KUBE_COMMANDS]
+        _run_go(["build", "-v", "-trimpath", "-ldflags", _version_ldflags(version), "-o", f"{out}/", *targets], src, "go build (kubernetes)")
+
+    _timed(KUBERNETES, build)
+
+
+def build_etcd() -> None:
+    version = ETCD.version
+
+    def build(out: Path) -> None:
+        src = _module_dir(f"etcd-{version}")
+        (src / "go.mod").write_text("module modeldeploy.local/etcdbuild\n\ngo 1.26.0\n")
+        (src / "main.go").write_text(
+            'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\n'
+            "func main() { etcdmain.Main(os.Args) }\n"
+        )
+        _run_go(["get", f"go.etcd.io/etcd/server/v3@{version}"], src, "go get (etcd)")
+        _run_go(["mod", "tidy"], src, "go mod tidy (etcd)")
+        _run_go(["build", "-v", "-trimpath", "-ldflags", "-s -w", "-o", str(out / "etcd"), "."], src, "go build (etcd)")
+
+    _timed(ETCD, build)
+
+
+def _go_install(component: Component, package: str) -> None:
+    def build(out: Path) -> None:
+        env_bin = os.environ.get("GOBIN")
+        os.environ["GOBIN"] = str(out)
+        try:
+            _run_go(["install", "-v", "-trimpath", "-ldflags", "-s -w", f"{package}@{component.version}"], Path(tempfile.gettempdir()), f"go install ({component.name})")
+        finally:
+            if env_bin is None:
+                os.environ.pop("GOBIN", None)
+            else:
+                os.environ["GOBIN"] = env_bin
+
+    _timed(component, build)
+
+
+def build_kwok() -> None:
+    _go_install(KWOK, "sigs.k8s.io/kwok/cmd/kwok")
+
+
+def build_helm() -> None:
+    _go_install(HELM, "helm.sh/helm/v3/cmd/helm")
+
+
+def build_kstatus() -> None:
+    """The kstatus probe (tests/kstatus) compiled against sigs.k8s.io/cli-utils."""
+    source = Path(__file__).resolve().parents[3] / "tests" / "kstatus"
+
+    def build(out: Path) -> None:
+        _run_go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(out / "kstatus"), "."], source, "go build (kstatus)")
+
+    _timed(KSTATUS, build)
+
+
+BUILDERS: dict[str, Callable[[], None]] = {
+    KUBERNETES.name: build_kubernetes,
+    ETCD.name: build_etcd,
+    KWOK.name: build_kwok,
+    HELM.name: build_helm,
+    KSTATUS.name: build_kstatus,
+}
+
+
+def build_all(components: Sequence[Component] = ALL) -> None:
+    if shutil.which("go") is None:
+        raise RuntimeError("Go is required to build the sandbox (https://go.dev/doc/install); `go` is not on PATH")
+    started = time.monotonic()
+    for component in components:
+        BUILDERS[component.name]()
+    _log(f"all binaries ready in {cache_root()} ({time.monotonic() - started:.0f}s)")
+
+
+if __name__ == "__main__":
+    build_all()

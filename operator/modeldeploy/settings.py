@@ -1,0 +1,25 @@
+"""Operator settings from flags and `MODELDEPLOY_*` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MODELDEPLOY_", extra="ignore")
+
+    namespaces: list[str] = Field(default_factory=list, description="Namespaces to serve; empty means all.")
+    kubeconfig: str | None = Field(default=None, description="Kubeconfig path; in-cluster config when unset.")
+    context: str | None = None
+    workers: int = Field(default=4, ge=1, description="Concurrent reconciles.")
+    resync_seconds: float = Field(default=300.0, gt=0, description="Every ModelDeployment is reconciled this often.")
+    metrics_port: int = Field(default=9090, ge=0, description="Prometheus metrics port; 0 disables.")
+    metrics_host: str = "0.0.0.0"
+    health_port: int = Field(default=8081, ge=0, description="Liveness endpoint port (/healthz); 0 disables.")
+    health_host: str = "0.0.0.0"
+    max_inflight_probes: int = Field(default=256, ge=1)
+    verify_pull_secrets: bool = Field(
+        default=True,
+        description="Look up imagePullSecrets before rolling out; skipped quietly without `get` on Secrets.",
+    )

@@ -1,0 +1,270 @@
+"""The ModelDeployment status from what the operator observed (pure).
+
+One function decides every condition, so the rules that kubectl wait, kstatus (Flux) and
+Argo CD read live in one place:
+- observedGeneration is our own generation once we have processed it (applied, or found it
+  stalled), never a child's;
+- Ready needs the current generation applied, the rollout finished, the Deployment
+  available, the model healthy (when probed) and no replica serving another version;
+- Reconciling is True while any of that is still converging; Stalled while retrying cannot help.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from modeldeploy.status.conditions import Condition, merge
+
+READY, RECONCILING, STALLED, AVAILABLE, MODEL_HEALTHY, DRIFTED = (
+    "Ready", "Reconciling", "Stalled", "Available", "ModelHealthy", "Drifted",
+)
+MAX_REPLICA_DETAILS = 20
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An error retrying will not fix: becomes Stalled=True with this reason and message."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ReplicaReport:
+    pod: str
+    ip: str | None
+    live: bool | None
+    ready: bool | None
+    model_ready: bool | None
+    served_version: str | None
+    latency_ms: float | None
+    error: str | None
+    since: str
+
+    @property
+    def healthy(self) -> bool:
+        return self.error is None and bool(self.live) and bool(self.ready) and bool(self.model_ready)
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """The last probe cycle, as the prober saw it."""
+
+    probed_at: str
+    replicas: Sequence[ReplicaReport]
+
+
+@dataclass(frozen=True)
+class DataDriftReport:
+    status: Mapping[str, Any]  # status.drift.data, already shaped
+    drifted: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class Observation:
+    generation: int
+    expected_version: str
+    desired_replicas: int | None  # None while an HPA owns the count
+    probing_enabled: bool
+    problem: Problem | None = None
+    deployment: Mapping[str, Any] | None = None
+    selector: str | None = None
+    url: str | None = None
+    health: HealthReport | None = None
+    data_drift: DataDriftReport | None = None
+    config_drift: Mapping[str, Any] | None = None
+    previous_status: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rollout:
+    complete: bool
+    message: str
+    replicas: int
+    ready: int
+    updated: int
+    available: bool
+    available_reason: str
+    available_message: str
+
+
+def rollout_of(deployment: Mapping[str, Any] | None, desired: int | None) -> Rollout:
+    if deployment is None:
+        return Rollout(False, "waiting for the Deployment to be created", 0, 0, 0, False, "DeploymentMissing",
+                       "the Deployment does not exist yet")
+    spec, status = deployment.get("spec", {}), deployment.get("status", {})
+    want = desired if desired is not None else int(spec.get("replicas", 1))
+    replicas, updated = int(status.get("replicas", 0)), int(status.get("updatedReplicas", 0))
+    ready, available_count = int(status.get("readyReplicas", 0)), int(status.get("availableReplicas", 0))
+    observed = int(status.get("observedGeneration", 0)) >= int(deployment.get("metadata", {}).get("generation", 0))
+    available_condition = next((c for c in status.get("conditions", []) if c.get("type") == "Available"), None)
+    available = available_condition is not None and available_condition.get("status") == "True"
+    if not observed:
+        message = "the Deployment controller has not seen the latest template yet"
+    elif updated < want:
+        message = f"rolling out: {updated}/{want} replicas updated"
+    elif replicas > updated:
+        message = f"rolling out: {replicas - updated} old replicas pending termination"
+    elif available_count < want:
+        message = f"waiting for replicas: {available_count}/{want} available"
+    else:
+        message = f"{available_count}/{want} replicas available"
+    complete = observed and updated >= want and replicas == updated and available_count >= want
+    return Rollout(
+        complete=complete, message=message, replicas=replicas, ready=ready, updated=updated, available=available,
+        available_reason=str((available_condition or {}).get("reason", "Unknown")),
+        available_message=str((available_condition or {}).get("message", "")),
+    )
+
+
+def _health_conditions(obs: Observation, rollout: Rollout) -> tuple[Condition, list[str]]:
+    """ModelHealthy, plus the pods serving a version other than the expected one."""
+    if not obs.probing_enabled:
+        return Condition(MODEL_HEALTHY, "Unknown", "ProbingDisabled", "spec.probing.enabled is false"), []
+    if obs.health is None:
+        return Condition(MODEL_HEALTHY, "Unknown", "AwaitingProbe", "no probe cycle has completed yet"), []
+    replicas = obs.health.replicas
+    mismatched = [
+        f"{r.pod} serves {r.served_version}"
+        for r in replicas
+        if r.served_version is not None and r.served_version != obs.expected_version
+    ]
+    if not replicas:
+        if rollout.replicas == 0:
+            return Condition(MODEL_HEALTHY, "True", "NoReplicas", "scaled to zero replicas"), mismatched
+        return Condition(MODEL_HEALTHY, "Unknown", "AwaitingReplicas", "no replica is running yet"), mismatched
+    unhealthy = [r for r in replicas if not r.healthy]
+    if not unhealthy:
+        return Condition(MODEL_HEALTHY, "True", "AllReplicasHealthy", f"{len(replicas)}/{len(replicas)} replicas healthy"), mismatched
+    detail = "; ".join(f"{r.pod}: {r.error or _why(r)}" for r in unhealthy[:3])
+    more = f" (+{len(unhealthy) - 3} more)" if len(unhealthy) > 3 else ""
+    return (
+        Condition(MODEL_HEALTHY, "False", "ReplicasUnhealthy", f"{len(unhealthy)}/{len(replicas)} replicas unhealthy: {detail}{more}"),
+        mismatched,
+    )
+
+
+def _why(replica: ReplicaReport) -> str:
+    if not replica.live:
+        return "not live"
+    if not replica.ready:
+        return "server not ready"
+    return "model not ready"
+
+
+def compute_status(obs: Observation, *, now: str) -> dict[str, Any]:
+    """The whole status subresource for one observation."""
+    rollout = rollout_of(obs.deployment, obs.desired_replicas)
+    healthy, mismatched = _health_conditions(obs, rollout)
+    version_drift = bool(mismatched) and rollout.complete
+    data_drifted = obs.data_drift is not None and obs.data_drift.drifted
+
+    if obs.problem is not None:
+        stalled = Condition(STALLED, "True", obs.problem.reason, obs.problem.message)
+        reconciling = Condition(RECONCILING, "False", "Stalled", "retrying will not help until the spec or cluster changes")
+    else:
+        stalled = Condition(STALLED, "False", "NoErrors", "")
+        if rollout.complete:
+            reconciling = Condition(RECONCILING, "False", "Converged", rollout.message)
+        else:
+            progress = f"; {len(mismatched)} replica(s) still on another version" if mismatched else ""
+            reconciling = Condition(RECONCILING, "True", "RollingOut", rollout.message + progress)
+
+    if obs.deployment is None:
+        available = Condition(AVAILABLE, "Unknown", rollout.available_reason, rollout.available_message)
+    else:
+        available = Condition(AVAILABLE, "True" if rollout.available else "False", rollout.available_reason, rollout.available_message)
+
+    if version_drift:
+        drifted = Condition(DRIFTED, "True", "VersionDrift",
+                            f"expected version {obs.expected_version}, but " + ", ".join(mismatched[:5]))
+    elif data_drifted:
+        assert obs.data_drift is not None
+        drifted = Condition(DRIFTED, "True", "DataDrift", obs.data_drift.message)
+    else:
+        drifted = Condition(DRIFTED, "False", "NoDrift",
+                            obs.data_drift.message if obs.data_drift is not None else "no drift detected")
+
+    ready = _ready(obs, rollout, healthy, version_drift, stalled, reconciling)
+    previous = obs.previous_status.get("conditions")
+    status: dict[str, Any] = {
+        "observedGeneration": obs.generation,
+        "conditions": merge(previous, [ready, reconciling, stalled, available, healthy, drifted], now=now,
+                            generation=obs.generation),
+        "replicas": rollout.replicas,
+        "readyReplicas": rollout.ready,
+        "updatedReplicas": rollout.updated,
+    }
+    if obs.selector:
+        status["selector"] = obs.selector
+    if obs.url:
+        status["url"] = obs.url
+    if obs.health is not None:
+        status["health"] = health_status(obs.health)
+    drift: dict[str, Any] = {}
+    if obs.config_drift:
+        drift["config"] = dict(obs.config_drift)
+    if obs.data_drift is not None:
+        drift["data"] = dict(obs.data_drift.status)
+    if mismatched:
+        drift["version"] = {"expected": obs.expected_version, "mismatched": [
+            {"pod": r.pod, "servedVersion": r.served_version}
+            for r in (obs.health.replicas if obs.health else [])
+            if r.served_version is not None and r.served_version != obs.expected_version
+        ][:MAX_REPLICA_DETAILS]}
+    if drift:
+        status["drift"] = drift
+    return status
+
+
+def _ready(obs: Observation, rollout: Rollout, healthy: Condition, version_drift: bool,
+           stalled: Condition, reconciling: Condition) -> Condition:
+    if stalled.is_true:
+        return Condition(READY, "False", "Stalled", stalled.message)
+    if not rollout.complete:
+        return Condition(READY, "False", "RollingOut", reconciling.message)
+    if not rollout.available:
+        return Condition(READY, "False", "DeploymentUnavailable", rollout.available_message or "the Deployment is not available")
+    if obs.probing_enabled and healthy.status != "True":
+        reason = "ModelUnhealthy" if healthy.status == "False" else healthy.reason
+        return Condition(READY, "False", reason, healthy.message)
+    if version_drift:
+        return Condition(READY, "False", "VersionDrift", "a replica serves another model version than spec.model.version")
+    return Condition(READY, "True", "Ready", f"{rollout.ready} replica(s) ready, model {obs.expected_version} served")
+
+
+def health_status(report: HealthReport) -> dict[str, Any]:
+    """status.health: counts, and a capped list of replicas with the unhealthy ones first."""
+    replicas = sorted(report.replicas, key=lambda r: (r.healthy, r.pod))
+    healthy = sum(1 for r in report.replicas if r.healthy)
+    details = []
+    for r in replicas[:MAX_REPLICA_DETAILS]:
+        entry: dict[str, Any] = {"pod": r.pod, "since": r.since}
+        for key, value in (("ip", r.ip), ("live", r.live), ("ready", r.ready), ("modelReady", r.model_ready),
+                           ("servedVersion", r.served_version), ("latencyMs", r.latency_ms), ("error", r.error)):
+            if value is not None:
+                entry[key] = value
+        details.append(entry)
+    return {
+        "healthyReplicas": healthy,
+        "totalReplicas": len(report.replicas),
+        "summary": f"{healthy}/{len(report.replicas)}",
+        "lastProbeTime": report.probed_at,
+        "replicas": details,
+    }
+
+
+def without_volatile(status: Mapping[str, Any]) -> dict[str, Any]:
+    """The status minus what changes every probe cycle (times, latencies), for change detection."""
+    def strip(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: strip(v) for k, v in value.items()
+                    if k not in ("lastProbeTime", "latencyMs", "lastEvaluated", "lastTransitionTime")}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(status)  # type: ignore[no-any-return]
