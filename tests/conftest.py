@@ -6,11 +6,17 @@ edit-test loop fast), and each test gets a namespace of its own, deleted afterwa
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import socket
 import subprocess
+import sys
+import time
+import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -22,7 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class Kubectl(Protocol):
-    def __call__(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]: ...
+    def __call__(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]: ...
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +50,9 @@ def make_kubectl(kubeconfig: Path, namespace: str | None) -> Kubectl:
             command.append(f"--namespace={namespace}")
         result = subprocess.run([*command, *args], input=input, capture_output=True, text=True, timeout=120)
         if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}{result.stdout}")
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}{result.stdout}"
+            )
         return result
 
     return kubectl
@@ -68,4 +78,108 @@ def admin_kubectl(sandbox: Sandbox) -> Kubectl:
     return make_kubectl(sandbox.kubeconfig, None)
 
 
-__all__ = ["ROOT", "Kubectl", "make_kubectl"]
+# ---- the operator, running for real against the sandbox -----------------------------------------
+
+CRD_FILE = ROOT / "crds" / "modeldeploy.io_modeldeployments.yaml"
+RESYNC_SECONDS = 5.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(check: Callable[[], object], *, timeout: float, interval: float = 0.25, what: str = "condition") -> object:
+    """Poll until `check()` is truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture(scope="session")
+def crd(admin_kubectl: Kubectl) -> Path:
+    admin_kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+    admin_kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modeldeploy.io", "--timeout=30s")
+    return CRD_FILE
+
+
+@dataclass
+class OperatorProcess:
+    process: subprocess.Popen[bytes]
+    metrics_url: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_operator(kubeconfig: Path, log_path: Path, extra_env: dict[str, str] | None = None) -> OperatorProcess:
+    metrics_port, health_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "MODELDEPLOY_RESYNC_SECONDS": str(RESYNC_SECONDS),
+        "MODELDEPLOY_METRICS_HOST": "127.0.0.1",
+        "MODELDEPLOY_HEALTH_HOST": "127.0.0.1",
+        **(extra_env or {}),
+    }
+    log = open(log_path, "wb")  # noqa: SIM115 - owned by the child
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "modeldeploy",
+            "run",
+            f"--kubeconfig={kubeconfig}",
+            f"--metrics-port={metrics_port}",
+            f"--health-port={health_port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    log.close()
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"operator exited: {log_path.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/healthz", timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    wait_for(healthy, timeout=30, what="operator liveness endpoint")
+    return OperatorProcess(process, f"http://127.0.0.1:{metrics_port}/metrics", log_path)
+
+
+def stop_operator(operator: OperatorProcess) -> None:
+    operator.process.terminate()
+    try:
+        operator.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        operator.process.kill()
+
+
+@pytest.fixture(scope="session")
+def operator(sandbox: Sandbox, crd: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    running = start_operator(sandbox.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    yield running
+    stop_operator(running)
+
+
+def get_json(kubectl: Kubectl, *args: str) -> dict[str, object]:
+    result: dict[str, object] = json.loads(kubectl("get", *args, "-o", "json").stdout)
+    return result
+
+
+def condition(obj: dict[str, object], type_: str) -> dict[str, str]:
+    for item in (obj.get("status") or {}).get("conditions", []):  # type: ignore[attr-defined]
+        if item["type"] == type_:
+            return dict(item)
+    return {}

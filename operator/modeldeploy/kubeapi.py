@@ -93,11 +93,13 @@ def load_configuration(kubeconfig: str | None = None, context: str | None = None
     configuration = k8s_client.Configuration()
     if kubeconfig is None:
         try:
-            k8s_config.load_incluster_config(client_configuration=configuration)
+            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             return configuration
         except k8s_config.ConfigException:
             pass
-    k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+    k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=kubeconfig, context=context, client_configuration=configuration
+    )
     return configuration
 
 
@@ -132,7 +134,9 @@ class KubeClient:
         if response.status_code >= 400:
             try:
                 status = response.json()
-                raise ApiError(response.status_code, str(status.get("reason", "")), str(status.get("message", response.text)))
+                raise ApiError(
+                    response.status_code, str(status.get("reason", "")), str(status.get("message", response.text))
+                )
             except (ValueError, AttributeError):
                 raise ApiError(response.status_code, response.reason_phrase, response.text[:500]) from None
         return response
@@ -178,6 +182,7 @@ class KubeClient:
         response = await self._request(
             "PATCH",
             kind.path(namespace, name, "status"),
+            params={"fieldManager": FIELD_MANAGER},
             content=json.dumps([{"op": "add", "path": "/status", "value": status}]),
             headers={"Content-Type": "application/json-patch+json"},
         )
@@ -190,8 +195,12 @@ class KubeClient:
         if uid is not None:
             body["preconditions"] = {"uid": uid}
         try:
-            await self._request("DELETE", kind.path(namespace, name), content=json.dumps(body),
-                                headers={"Content-Type": "application/json"})
+            await self._request(
+                "DELETE",
+                kind.path(namespace, name),
+                content=json.dumps(body),
+                headers={"Content-Type": "application/json"},
+            )
         except ApiError as error:
             if error.status in (404, 409):
                 return False
@@ -227,8 +236,9 @@ class KubeClient:
             "lastTimestamp": now,
             "count": 1,
         }
-        await self._request("POST", EVENT.path(namespace), content=json.dumps(event),
-                            headers={"Content-Type": "application/json"})
+        await self._request(
+            "POST", EVENT.path(namespace), content=json.dumps(event), headers={"Content-Type": "application/json"}
+        )
 
     async def stream_lines(self, path: str, params: Mapping[str, str]) -> AsyncIterator[Obj]:
         """A watch stream, one decoded event per line (used by the replica farm)."""

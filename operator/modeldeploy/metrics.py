@@ -6,6 +6,7 @@ so a cluster that churns models does not grow the scrape forever.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -16,33 +17,48 @@ RECONCILES = Counter(
     "modeldeploy_reconciles", "Reconciles of ModelDeployments, by result.", ["result"], registry=REGISTRY
 )
 RECONCILE_SECONDS = Histogram(
-    "modeldeploy_reconcile_duration_seconds", "Time one reconcile took.", registry=REGISTRY,
+    "modeldeploy_reconcile_duration_seconds",
+    "Time one reconcile took.",
+    registry=REGISTRY,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 PROBES = Counter(
-    "modeldeploy_probe_requests", "Replica probes, by outcome (healthy, unhealthy, error).", ["outcome"], registry=REGISTRY
+    "modeldeploy_probe_requests",
+    "Replica probes, by outcome (healthy, unhealthy, error).",
+    ["outcome"],
+    registry=REGISTRY,
 )
 PROBE_SECONDS = Histogram(
-    "modeldeploy_probe_duration_seconds", "Time one replica probe took.", registry=REGISTRY,
+    "modeldeploy_probe_duration_seconds",
+    "Time one replica probe took.",
+    registry=REGISTRY,
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 PROBE_CYCLE_SECONDS = Histogram(
-    "modeldeploy_probe_cycle_duration_seconds", "Time one probe round of a ModelDeployment took.", registry=REGISTRY,
+    "modeldeploy_probe_cycle_duration_seconds",
+    "Time one probe round of a ModelDeployment took.",
+    registry=REGISTRY,
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 HEALTHY_REPLICAS = Gauge(
-    "modeldeploy_model_healthy_replicas", "Replicas that passed the last probe round.", ["namespace", "name"],
+    "modeldeploy_model_healthy_replicas",
+    "Replicas that passed the last probe round.",
+    ["namespace", "name"],
     registry=REGISTRY,
 )
 PROBED_REPLICAS = Gauge(
     "modeldeploy_model_probed_replicas", "Replicas in the last probe round.", ["namespace", "name"], registry=REGISTRY
 )
 DRIFT_SCORE = Gauge(
-    "modeldeploy_model_drift_score", "Latest data drift score per watched metric.", ["namespace", "name", "metric"],
+    "modeldeploy_model_drift_score",
+    "Latest data drift score per watched metric.",
+    ["namespace", "name", "metric"],
     registry=REGISTRY,
 )
 CONFIG_DRIFT_CORRECTIONS = Counter(
-    "modeldeploy_config_drift_corrections", "Hand edits of children that were reverted.", ["namespace", "name"],
+    "modeldeploy_config_drift_corrections",
+    "Hand edits of children that were reverted.",
+    ["namespace", "name"],
     registry=REGISTRY,
 )
 WATCH_EVENTS = Counter(
@@ -63,10 +79,8 @@ def bind_queue(depth: Callable[[], float], in_flight: Callable[[], float]) -> No
 def forget_model(namespace: str, name: str) -> None:
     """Remove every series of a deleted ModelDeployment."""
     for family in _PER_MODEL:
-        try:
+        with contextlib.suppress(KeyError):
             family.remove(namespace, name)
-        except KeyError:
-            pass
     for labels in list(DRIFT_SCORE._metrics):  # labelled children are keyed by their label values
         if labels[:2] == (namespace, name):
             DRIFT_SCORE.remove(*labels)

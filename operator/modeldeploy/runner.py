@@ -61,5 +61,6 @@ async def serve(settings: OperatorSettings, *, stop_flag: asyncio.Event | None =
 
 def run(settings: OperatorSettings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(serve(settings))
     return 0

@@ -32,7 +32,8 @@ def test_nodes_are_ready_kwok_nodes_with_loopback_pod_cidrs(kubectl: Kubectl) ->
         assert node["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake"
         assert ipaddress.ip_network(node["spec"]["podCIDR"]).subnet_of(ipaddress.ip_network("127.0.0.0/8"))
         ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
-        assert ready and ready[0]["status"] == "True"
+        assert ready
+        assert ready[0]["status"] == "True"
 
 
 def test_deployment_pods_run_on_kwok_nodes_with_loopback_ips(kubectl: Kubectl) -> None:
@@ -116,7 +117,12 @@ def test_custom_resource_is_created_watched_and_status_patched(
 
     def follow() -> None:
         for event in watcher.stream(
-            custom.list_namespaced_custom_object, "sandbox.modeldeploy.io", "v1", namespace, "widgets", timeout_seconds=20
+            custom.list_namespaced_custom_object,
+            "sandbox.modeldeploy.io",
+            "v1",
+            namespace,
+            "widgets",
+            timeout_seconds=20,
         ):
             seen.append(event["object"].get("status", {}).get("phase"))
             if seen[-1] == "Ready":
@@ -129,7 +135,9 @@ def test_custom_resource_is_created_watched_and_status_patched(
         "sandbox.modeldeploy.io", "v1", namespace, "widgets", "w", {"status": {"phase": "Ready"}}
     )
     # a status write must not touch spec, and a spec write must not touch status
-    custom.patch_namespaced_custom_object("sandbox.modeldeploy.io", "v1", namespace, "widgets", "w", {"status": {"phase": "Lost"}})
+    custom.patch_namespaced_custom_object(
+        "sandbox.modeldeploy.io", "v1", namespace, "widgets", "w", {"status": {"phase": "Lost"}}
+    )
     thread.join(timeout=25)
     assert "Ready" in seen
     stored = custom.get_namespaced_custom_object("sandbox.modeldeploy.io", "v1", namespace, "widgets", "w")

@@ -32,7 +32,7 @@ class ObjectCache:
     def get(self, key: Key) -> Obj | None:
         return self._objects.get(key)
 
-    def keys(self) -> list[Key]:
+    def known_keys(self) -> list[Key]:
         return list(self._objects)
 
     def by_label(self, namespace: str, value: str) -> list[Obj]:

@@ -48,7 +48,7 @@ class Controller:
     async def _work(self, key: Key) -> None:
         try:
             await self.reconciler.reconcile(key)
-        except Exception as error:  # noqa: BLE001 - any failure is retried with backoff, never fatal
+        except Exception as error:
             delay = self.queue.retry(key)
             log.warning("reconcile of %s/%s failed, retrying in %.1fs: %s", key[0], key[1], delay, error)
         else:
@@ -57,7 +57,7 @@ class Controller:
     async def _resync(self) -> None:
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
-            for key in self.state.models.keys():
+            for key in self.state.models.known_keys():
                 self.queue.add(key)
 
     def start(self) -> None:

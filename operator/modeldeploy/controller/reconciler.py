@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from pydantic import ValidationError
 
 from modeldeploy import kubeapi, metrics
@@ -44,7 +44,11 @@ class ConfigDriftRecord:
     def as_status(self) -> dict[str, Any] | None:
         if not self.corrections:
             return None
-        return {"corrections": self.corrections, "lastCorrectionTime": self.last_time, "lastCorrectedChild": self.last_child}
+        return {
+            "corrections": self.corrections,
+            "lastCorrectionTime": self.last_time,
+            "lastCorrectedChild": self.last_child,
+        }
 
 
 @dataclass
@@ -66,7 +70,7 @@ class ControllerState:
 
     def forget(self, key: Key) -> None:
         for table in (self.health, self.data_drift, self.config_drift, self.last_written_status):
-            table.pop(key, None)  # type: ignore[attr-defined]
+            table.pop(key, None)
 
 
 class Stalled(Exception):
@@ -83,6 +87,7 @@ class Outcome:
     corrected: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     problem: status_compute.Problem | None = None
+    namespace_terminating: bool = False
 
 
 class Reconciler:
@@ -101,7 +106,12 @@ class Reconciler:
         result = "error"
         try:
             outcome = await self._converge(body)
-            result = "stalled" if outcome.problem else ("applied" if outcome.applied or outcome.deleted else "unchanged")
+            if outcome.namespace_terminating:
+                result = "skipped"
+                return
+            result = (
+                "stalled" if outcome.problem else ("applied" if outcome.applied or outcome.deleted else "unchanged")
+            )
             await self._write_status(body, outcome)
         finally:
             metrics.RECONCILES.labels(result=result).inc()
@@ -126,6 +136,9 @@ class Reconciler:
         except Stalled as stalled:
             outcome.problem = stalled.problem
         except kubeapi.ApiError as error:
+            if error.status == 403 and "being terminated" in error.message:
+                outcome.namespace_terminating = True  # the namespace controller is deleting everything
+                return outcome
             if error.status in (400, 403, 422):
                 reason = "Forbidden" if error.status == 403 else "ApplyRejected"
                 outcome.problem = status_compute.Problem(reason, error.message)
@@ -162,12 +175,14 @@ class Reconciler:
             raise Stalled(
                 "ChildNameConflict",
                 f"{kind} {name!r} already exists and is not controlled by this ModelDeployment; "
-                "rename the ModelDeployment or remove that object (modeldeploy never takes over objects it did not create)",
+                "rename the ModelDeployment or remove that object "
+                "(modeldeploy never takes over objects it did not create)",
             )
         return live
 
-    async def _converge_child(self, body: Obj, owner: Owner, spec: ModelDeploymentSpec, child: Obj,
-                              live: Obj | None, outcome: Outcome) -> None:
+    async def _converge_child(
+        self, body: Obj, owner: Owner, spec: ModelDeploymentSpec, child: Obj, live: Obj | None, outcome: Outcome
+    ) -> None:
         kind, name = child["kind"], child["metadata"]["name"]
         desired_hash = child["metadata"]["annotations"][lbl.APPLIED_HASH]
         if live is not None and contains(live, child):
@@ -196,9 +211,12 @@ class Reconciler:
             return
         metadata = live["metadata"]
         await self.api.apply(
-            {"apiVersion": "apps/v1", "kind": "Deployment",
-             "metadata": {"name": metadata["name"], "namespace": metadata["namespace"]},
-             "spec": {"replicas": live["spec"].get("replicas", 1)}},
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": metadata["name"], "namespace": metadata["namespace"]},
+                "spec": {"replicas": live["spec"].get("replicas", 1)},
+            },
             field_manager=HANDOVER_MANAGER,
         )
 
@@ -211,10 +229,16 @@ class Reconciler:
             self.state.hpas.apply_event("DELETED", live)
             outcome.deleted.append(f"HorizontalPodAutoscaler/{name}")
 
+    async def _event(self, body: Obj, type_: str, reason: str, message: str) -> None:
+        """Events are for people; failing to post one must never fail or repeat a reconcile."""
+        try:
+            await self.api.post_event(body, type_=type_, reason=reason, message=message)
+        except (kubeapi.ApiError, httpx.HTTPError) as error:
+            log.info("could not post event %s on %s: %s", reason, body["metadata"].get("name"), error)
+
     async def _announce(self, body: Obj, outcome: Outcome) -> None:
         for what in outcome.corrected:
-            await self.api.post_event(body, type_="Warning", reason="ConfigDriftCorrected",
-                                      message=f"{what} by hand; restored the declared state")
+            await self._event(body, "Warning", "ConfigDriftCorrected", f"{what} by hand; restored the declared state")
         if outcome.corrected:
             key = (body["metadata"]["namespace"], body["metadata"]["name"])
             record = self.state.config_drift.setdefault(key, _record_from_status(body))
@@ -224,9 +248,9 @@ class Reconciler:
             metrics.CONFIG_DRIFT_CORRECTIONS.labels(namespace=key[0], name=key[1]).inc(len(outcome.corrected))
         changed = [c for c in outcome.applied if not any(c in what for what in outcome.corrected)]
         if changed:
-            await self.api.post_event(body, type_="Normal", reason="ChildrenApplied", message="applied " + ", ".join(changed))
+            await self._event(body, "Normal", "ChildrenApplied", "applied " + ", ".join(changed))
         if outcome.deleted:
-            await self.api.post_event(body, type_="Normal", reason="ChildrenDeleted", message="deleted " + ", ".join(outcome.deleted))
+            await self._event(body, "Normal", "ChildrenDeleted", "deleted " + ", ".join(outcome.deleted))
 
     # ---- status -------------------------------------------------------------------------
     def observe(self, body: Obj, problem: status_compute.Problem | None) -> status_compute.Observation:
@@ -267,20 +291,22 @@ class Reconciler:
         await self.api.patch_status(kubeapi.MODEL_DEPLOYMENT, key[0], key[1], new)
         self.state.last_written_status[key] = comparable
         for type_, reason, message in transition_events(old, new):
-            await self.api.post_event(body, type_=type_, reason=reason, message=message)
+            await self._event(body, type_, reason, message)
 
 
 def _we_own_replicas(live: Obj) -> bool:
     for entry in live["metadata"].get("managedFields", []) or []:
-        if entry.get("manager") == kubeapi.FIELD_MANAGER and entry.get("operation") == "Apply":
-            if "f:replicas" in entry.get("fieldsV1", {}).get("f:spec", {}):
-                return True
+        ours = entry.get("manager") == kubeapi.FIELD_MANAGER and entry.get("operation") == "Apply"
+        if ours and "f:replicas" in entry.get("fieldsV1", {}).get("f:spec", {}):
+            return True
     return False
 
 
 def _record_from_status(body: Obj) -> ConfigDriftRecord:
     config = ((body.get("status") or {}).get("drift") or {}).get("config") or {}
-    return ConfigDriftRecord(int(config.get("corrections", 0)), config.get("lastCorrectionTime"), config.get("lastCorrectedChild"))
+    return ConfigDriftRecord(
+        int(config.get("corrections", 0)), config.get("lastCorrectionTime"), config.get("lastCorrectedChild")
+    )
 
 
 def _validation_message(error: ValidationError) -> str:

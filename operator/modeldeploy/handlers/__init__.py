@@ -7,7 +7,7 @@ and no finalizer on our objects, so a ModelDeployment stays exactly as its autho
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -15,6 +15,10 @@ from modeldeploy.controller.manager import Controller
 from modeldeploy.render.labels import MANAGED_BY, MANAGER
 
 OWNED = {MANAGED_BY: MANAGER}
+
+
+def _raw(event: kopf.RawEvent) -> dict[str, Any]:
+    return cast(dict[str, Any], event["object"])
 
 
 def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
@@ -35,21 +39,21 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         await controller.stop()
 
     @kopf.on.event("modeldeploy.io", "v1alpha1", "modeldeployments", registry=registry)
-    def model_event(event: dict[str, Any], **_: Any) -> None:
-        controller.on_model_event(event.get("type"), event["object"])
+    def model_event(event: kopf.RawEvent, **_: Any) -> None:
+        controller.on_model_event(event.get("type"), _raw(event))
 
     @kopf.on.event("apps", "v1", "deployments", labels=OWNED, registry=registry)
-    def deployment_event(event: dict[str, Any], **_: Any) -> None:
-        controller.on_child_event("Deployment", event.get("type"), event["object"])
+    def deployment_event(event: kopf.RawEvent, **_: Any) -> None:
+        controller.on_child_event("Deployment", event.get("type"), _raw(event))
 
     @kopf.on.event("", "v1", "services", labels=OWNED, registry=registry)
-    def service_event(event: dict[str, Any], **_: Any) -> None:
-        controller.on_child_event("Service", event.get("type"), event["object"])
+    def service_event(event: kopf.RawEvent, **_: Any) -> None:
+        controller.on_child_event("Service", event.get("type"), _raw(event))
 
     @kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=OWNED, registry=registry)
-    def hpa_event(event: dict[str, Any], **_: Any) -> None:
-        controller.on_child_event("HorizontalPodAutoscaler", event.get("type"), event["object"])
+    def hpa_event(event: kopf.RawEvent, **_: Any) -> None:
+        controller.on_child_event("HorizontalPodAutoscaler", event.get("type"), _raw(event))
 
     @kopf.on.event("", "v1", "pods", labels=OWNED, registry=registry)
-    def pod_event(event: dict[str, Any], **_: Any) -> None:
-        controller.on_pod_event(event.get("type"), event["object"])
+    def pod_event(event: kopf.RawEvent, **_: Any) -> None:
+        controller.on_pod_event(event.get("type"), _raw(event))

@@ -180,7 +180,10 @@ def render_hpa(owner: Owner, spec: ModelDeploymentSpec) -> Obj | None:
     ):
         if target is not None:
             metrics.append(
-                {"type": "Resource", "resource": {"name": resource, "target": {"type": "Utilization", "averageUtilization": target}}}
+                {
+                    "type": "Resource",
+                    "resource": {"name": resource, "target": {"type": "Utilization", "averageUtilization": target}},
+                }
             )
     metrics += _dump(scaling.metrics) or []
     hpa = {

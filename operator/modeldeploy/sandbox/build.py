@@ -187,7 +187,11 @@ def build_kubernetes() -> None:
         _log(f"resolving k8s.io/kubernetes {version} with {len(modules)} staging modules at {staging_version}")
         _run_go(["mod", "tidy"], src, "go mod tidy (kubernetes)")
         targets = [f"k8s.io/kubernetes/cmd/{c}" for c in KUBE_COMMANDS]
-        _run_go(["build", "-v", "-trimpath", "-ldflags", _version_ldflags(version), "-o", f"{out}/", *targets], src, "go build (kubernetes)")
+        _run_go(
+            ["build", "-v", "-trimpath", "-ldflags", _version_ldflags(version), "-o", f"{out}/", *targets],
+            src,
+            "go build (kubernetes)",
+        )
 
     _timed(KUBERNETES, build)
 
@@ -214,7 +218,11 @@ def _go_install(component: Component, package: str) -> None:
         env_bin = os.environ.get("GOBIN")
         os.environ["GOBIN"] = str(out)
         try:
-            _run_go(["install", "-v", "-trimpath", "-ldflags", "-s -w", f"{package}@{component.version}"], Path(tempfile.gettempdir()), f"go install ({component.name})")
+            _run_go(
+                ["install", "-v", "-trimpath", "-ldflags", "-s -w", f"{package}@{component.version}"],
+                Path(tempfile.gettempdir()),
+                f"go install ({component.name})",
+            )
         finally:
             if env_bin is None:
                 os.environ.pop("GOBIN", None)
@@ -237,7 +245,9 @@ def build_kstatus() -> None:
     source = Path(__file__).resolve().parents[3] / "tests" / "kstatus"
 
     def build(out: Path) -> None:
-        _run_go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(out / "kstatus"), "."], source, "go build (kstatus)")
+        _run_go(
+            ["build", "-trimpath", "-ldflags", "-s -w", "-o", str(out / "kstatus"), "."], source, "go build (kstatus)"
+        )
 
     _timed(KSTATUS, build)
 

@@ -301,7 +301,9 @@ class Sandbox:
                 {
                     "apiVersion": "v1",
                     "kind": "Config",
-                    "clusters": [{"name": "sandbox", "cluster": {"server": server, "certificate-authority": str(creds.ca_cert)}}],
+                    "clusters": [
+                        {"name": "sandbox", "cluster": {"server": server, "certificate-authority": str(creds.ca_cert)}}
+                    ],
                     "users": [{"name": "sandbox-admin", "user": {"token": creds.admin_token}}],
                     "contexts": [{"name": "sandbox", "context": {"cluster": "sandbox", "user": "sandbox-admin"}}],
                     "current-context": "sandbox",
@@ -337,8 +339,14 @@ class Sandbox:
 
     def _ensure_nodes(self, count: int) -> None:
         documents = [_node_manifest(i) for i in range(count)]
-        self.kubectl("apply", "--server-side", "--field-manager=modeldeploy-sandbox", "-f", "-",
-                     input="\n---\n".join(json.dumps(d) for d in documents))
+        self.kubectl(
+            "apply",
+            "--server-side",
+            "--field-manager=modeldeploy-sandbox",
+            "-f",
+            "-",
+            input="\n---\n".join(json.dumps(d) for d in documents),
+        )
 
     def _wait_for_nodes_ready(self, count: int) -> None:
         def ready() -> bool:
@@ -347,8 +355,11 @@ class Sandbox:
                 return False
             items = json.loads(out.stdout)["items"]
             ready_nodes = [
-                n for n in items
-                if any(c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", []))
+                n
+                for n in items
+                if any(
+                    c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", [])
+                )
             ]
             return len(ready_nodes) >= count
 
@@ -386,8 +397,11 @@ def describe() -> str:
     state = sandbox.state()
     if state is None:
         return "sandbox: down"
-    lines = [f"sandbox: {'healthy' if sandbox.healthy() else 'unhealthy'} at https://127.0.0.1:{state.apiserver_port}",
-             f"kubeconfig: {sandbox.kubeconfig}", f"kubernetes: {versions.KUBERNETES}"]
+    lines = [
+        f"sandbox: {'healthy' if sandbox.healthy() else 'unhealthy'} at https://127.0.0.1:{state.apiserver_port}",
+        f"kubeconfig: {sandbox.kubeconfig}",
+        f"kubernetes: {versions.KUBERNETES}",
+    ]
     for name, alive in sandbox.running().items():
         lines.append(f"  {name:<24} pid {state.pids[name]:<8} {'running' if alive else 'NOT RUNNING'}")
     return "\n".join(lines)

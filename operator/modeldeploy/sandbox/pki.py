@@ -43,15 +43,53 @@ def ensure_credentials(directory: Path) -> Credentials:
     )
     if not creds.ca_cert.exists():
         ca_key = directory / "ca.key"
-        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(creds.ca_cert),
-                 "-days", "365", "-subj", "/CN=modeldeploy-sandbox-ca")
+        _openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(ca_key),
+            "-out",
+            str(creds.ca_cert),
+            "-days",
+            "365",
+            "-subj",
+            "/CN=modeldeploy-sandbox-ca",
+        )
         csr = directory / "apiserver.csr"
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(creds.server_key), "-out", str(csr),
-                 "-subj", "/CN=kube-apiserver")
+        _openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(creds.server_key),
+            "-out",
+            str(csr),
+            "-subj",
+            "/CN=kube-apiserver",
+        )
         ext = directory / "apiserver.ext"
         ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default\n")
-        _openssl("x509", "-req", "-in", str(csr), "-CA", str(creds.ca_cert), "-CAkey", str(ca_key),
-                 "-CAcreateserial", "-out", str(creds.server_cert), "-days", "365", "-extfile", str(ext))
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(creds.ca_cert),
+            "-CAkey",
+            str(ca_key),
+            "-CAcreateserial",
+            "-out",
+            str(creds.server_cert),
+            "-days",
+            "365",
+            "-extfile",
+            str(ext),
+        )
         _openssl("genrsa", "-out", str(creds.service_account_key), "2048")
         _openssl("rsa", "-in", str(creds.service_account_key), "-pubout", "-out", str(creds.service_account_pub))
     return creds

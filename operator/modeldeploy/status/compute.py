@@ -18,7 +18,12 @@ from typing import Any
 from modeldeploy.status.conditions import Condition, merge
 
 READY, RECONCILING, STALLED, AVAILABLE, MODEL_HEALTHY, DRIFTED = (
-    "Ready", "Reconciling", "Stalled", "Available", "ModelHealthy", "Drifted",
+    "Ready",
+    "Reconciling",
+    "Stalled",
+    "Available",
+    "ModelHealthy",
+    "Drifted",
 )
 MAX_REPLICA_DETAILS = 20
 
@@ -93,8 +98,16 @@ class Rollout:
 
 def rollout_of(deployment: Mapping[str, Any] | None, desired: int | None) -> Rollout:
     if deployment is None:
-        return Rollout(False, "waiting for the Deployment to be created", 0, 0, 0, False, "DeploymentMissing",
-                       "the Deployment does not exist yet")
+        return Rollout(
+            False,
+            "waiting for the Deployment to be created",
+            0,
+            0,
+            0,
+            False,
+            "DeploymentMissing",
+            "the Deployment does not exist yet",
+        )
     spec, status = deployment.get("spec", {}), deployment.get("status", {})
     want = desired if desired is not None else int(spec.get("replicas", 1))
     replicas, updated = int(status.get("replicas", 0)), int(status.get("updatedReplicas", 0))
@@ -114,7 +127,12 @@ def rollout_of(deployment: Mapping[str, Any] | None, desired: int | None) -> Rol
         message = f"{available_count}/{want} replicas available"
     complete = observed and updated >= want and replicas == updated and available_count >= want
     return Rollout(
-        complete=complete, message=message, replicas=replicas, ready=ready, updated=updated, available=available,
+        complete=complete,
+        message=message,
+        replicas=replicas,
+        ready=ready,
+        updated=updated,
+        available=available,
         available_reason=str((available_condition or {}).get("reason", "Unknown")),
         available_message=str((available_condition or {}).get("message", "")),
     )
@@ -138,11 +156,18 @@ def _health_conditions(obs: Observation, rollout: Rollout) -> tuple[Condition, l
         return Condition(MODEL_HEALTHY, "Unknown", "AwaitingReplicas", "no replica is running yet"), mismatched
     unhealthy = [r for r in replicas if not r.healthy]
     if not unhealthy:
-        return Condition(MODEL_HEALTHY, "True", "AllReplicasHealthy", f"{len(replicas)}/{len(replicas)} replicas healthy"), mismatched
+        return Condition(
+            MODEL_HEALTHY, "True", "AllReplicasHealthy", f"{len(replicas)}/{len(replicas)} replicas healthy"
+        ), mismatched
     detail = "; ".join(f"{r.pod}: {r.error or _why(r)}" for r in unhealthy[:3])
     more = f" (+{len(unhealthy) - 3} more)" if len(unhealthy) > 3 else ""
     return (
-        Condition(MODEL_HEALTHY, "False", "ReplicasUnhealthy", f"{len(unhealthy)}/{len(replicas)} replicas unhealthy: {detail}{more}"),
+        Condition(
+            MODEL_HEALTHY,
+            "False",
+            "ReplicasUnhealthy",
+            f"{len(unhealthy)}/{len(replicas)} replicas unhealthy: {detail}{more}",
+        ),
         mismatched,
     )
 
@@ -164,7 +189,9 @@ def compute_status(obs: Observation, *, now: str) -> dict[str, Any]:
 
     if obs.problem is not None:
         stalled = Condition(STALLED, "True", obs.problem.reason, obs.problem.message)
-        reconciling = Condition(RECONCILING, "False", "Stalled", "retrying will not help until the spec or cluster changes")
+        reconciling = Condition(
+            RECONCILING, "False", "Stalled", "retrying will not help until the spec or cluster changes"
+        )
     else:
         stalled = Condition(STALLED, "False", "NoErrors", "")
         if rollout.complete:
@@ -176,24 +203,32 @@ def compute_status(obs: Observation, *, now: str) -> dict[str, Any]:
     if obs.deployment is None:
         available = Condition(AVAILABLE, "Unknown", rollout.available_reason, rollout.available_message)
     else:
-        available = Condition(AVAILABLE, "True" if rollout.available else "False", rollout.available_reason, rollout.available_message)
+        available = Condition(
+            AVAILABLE, "True" if rollout.available else "False", rollout.available_reason, rollout.available_message
+        )
 
     if version_drift:
-        drifted = Condition(DRIFTED, "True", "VersionDrift",
-                            f"expected version {obs.expected_version}, but " + ", ".join(mismatched[:5]))
+        drifted = Condition(
+            DRIFTED,
+            "True",
+            "VersionDrift",
+            f"expected version {obs.expected_version}, but " + ", ".join(mismatched[:5]),
+        )
     elif data_drifted:
         assert obs.data_drift is not None
         drifted = Condition(DRIFTED, "True", "DataDrift", obs.data_drift.message)
     else:
-        drifted = Condition(DRIFTED, "False", "NoDrift",
-                            obs.data_drift.message if obs.data_drift is not None else "no drift detected")
+        drifted = Condition(
+            DRIFTED, "False", "NoDrift", obs.data_drift.message if obs.data_drift is not None else "no drift detected"
+        )
 
     ready = _ready(obs, rollout, healthy, version_drift, stalled, reconciling)
     previous = obs.previous_status.get("conditions")
     status: dict[str, Any] = {
         "observedGeneration": obs.generation,
-        "conditions": merge(previous, [ready, reconciling, stalled, available, healthy, drifted], now=now,
-                            generation=obs.generation),
+        "conditions": merge(
+            previous, [ready, reconciling, stalled, available, healthy, drifted], now=now, generation=obs.generation
+        ),
         "replicas": rollout.replicas,
         "readyReplicas": rollout.ready,
         "updatedReplicas": rollout.updated,
@@ -210,29 +245,42 @@ def compute_status(obs: Observation, *, now: str) -> dict[str, Any]:
     if obs.data_drift is not None:
         drift["data"] = dict(obs.data_drift.status)
     if mismatched:
-        drift["version"] = {"expected": obs.expected_version, "mismatched": [
-            {"pod": r.pod, "servedVersion": r.served_version}
-            for r in (obs.health.replicas if obs.health else [])
-            if r.served_version is not None and r.served_version != obs.expected_version
-        ][:MAX_REPLICA_DETAILS]}
+        drift["version"] = {
+            "expected": obs.expected_version,
+            "mismatched": [
+                {"pod": r.pod, "servedVersion": r.served_version}
+                for r in (obs.health.replicas if obs.health else [])
+                if r.served_version is not None and r.served_version != obs.expected_version
+            ][:MAX_REPLICA_DETAILS],
+        }
     if drift:
         status["drift"] = drift
     return status
 
 
-def _ready(obs: Observation, rollout: Rollout, healthy: Condition, version_drift: bool,
-           stalled: Condition, reconciling: Condition) -> Condition:
+def _ready(
+    obs: Observation,
+    rollout: Rollout,
+    healthy: Condition,
+    version_drift: bool,
+    stalled: Condition,
+    reconciling: Condition,
+) -> Condition:
     if stalled.is_true:
         return Condition(READY, "False", "Stalled", stalled.message)
     if not rollout.complete:
         return Condition(READY, "False", "RollingOut", reconciling.message)
     if not rollout.available:
-        return Condition(READY, "False", "DeploymentUnavailable", rollout.available_message or "the Deployment is not available")
+        return Condition(
+            READY, "False", "DeploymentUnavailable", rollout.available_message or "the Deployment is not available"
+        )
     if obs.probing_enabled and healthy.status != "True":
         reason = "ModelUnhealthy" if healthy.status == "False" else healthy.reason
         return Condition(READY, "False", reason, healthy.message)
     if version_drift:
-        return Condition(READY, "False", "VersionDrift", "a replica serves another model version than spec.model.version")
+        return Condition(
+            READY, "False", "VersionDrift", "a replica serves another model version than spec.model.version"
+        )
     return Condition(READY, "True", "Ready", f"{rollout.ready} replica(s) ready, model {obs.expected_version} served")
 
 
@@ -243,8 +291,15 @@ def health_status(report: HealthReport) -> dict[str, Any]:
     details = []
     for r in replicas[:MAX_REPLICA_DETAILS]:
         entry: dict[str, Any] = {"pod": r.pod, "since": r.since}
-        for key, value in (("ip", r.ip), ("live", r.live), ("ready", r.ready), ("modelReady", r.model_ready),
-                           ("servedVersion", r.served_version), ("latencyMs", r.latency_ms), ("error", r.error)):
+        for key, value in (
+            ("ip", r.ip),
+            ("live", r.live),
+            ("ready", r.ready),
+            ("modelReady", r.model_ready),
+            ("servedVersion", r.served_version),
+            ("latencyMs", r.latency_ms),
+            ("error", r.error),
+        ):
             if value is not None:
                 entry[key] = value
         details.append(entry)
@@ -259,10 +314,14 @@ def health_status(report: HealthReport) -> dict[str, Any]:
 
 def without_volatile(status: Mapping[str, Any]) -> dict[str, Any]:
     """The status minus what changes every probe cycle (times, latencies), for change detection."""
+
     def strip(value: Any) -> Any:
         if isinstance(value, Mapping):
-            return {k: strip(v) for k, v in value.items()
-                    if k not in ("lastProbeTime", "latencyMs", "lastEvaluated", "lastTransitionTime")}
+            return {
+                k: strip(v)
+                for k, v in value.items()
+                if k not in ("lastProbeTime", "latencyMs", "lastEvaluated", "lastTransitionTime")
+            }
         if isinstance(value, list):
             return [strip(v) for v in value]
         return value

@@ -1,0 +1,44 @@
+"""The ModelDeployment object as a whole, and the version it is served under."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from modeldeploy.api.base import no_schema_default
+from modeldeploy.api.names import GROUP
+from modeldeploy.api.v1alpha1.spec import ModelDeploymentSpec
+from modeldeploy.api.v1alpha1.status import ModelDeploymentStatus
+
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+
+class ModelDeployment(BaseModel):
+    """ModelDeployment serves a machine learning model on Kubernetes and reports its health and drift.
+
+    The operator turns it into a Deployment, a Service and optionally a HorizontalPodAutoscaler,
+    probes every replica with the model's inference protocol, and compares live input histograms
+    with a declared baseline.
+    """
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    api_version: Annotated[Literal["modeldeploy.io/v1alpha1"], WithJsonSchema({"type": "string"})] = Field(
+        default="modeldeploy.io/v1alpha1",
+        alias="apiVersion",
+        description="Versioned schema of this representation: modeldeploy.io/v1alpha1.",
+        json_schema_extra=no_schema_default,
+    )
+    kind: Annotated[Literal["ModelDeployment"], WithJsonSchema({"type": "string"})] = Field(
+        default="ModelDeployment",
+        description="Kind of this object: ModelDeployment.",
+        json_schema_extra=no_schema_default,
+    )
+    metadata: Annotated[dict[str, Any], WithJsonSchema({"type": "object"})] = Field(
+        # No description: the apiserver allows nothing but `type: object` on the root metadata.
+        default_factory=dict,
+    )
+    spec: ModelDeploymentSpec = Field(description="Desired state: the model, its runtime and how to watch it.")
+    status: ModelDeploymentStatus | None = Field(default=None, description="Observed state, written by the operator.")

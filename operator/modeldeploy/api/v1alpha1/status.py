@@ -1,0 +1,131 @@
+"""The ModelDeployment status: everything the operator observed, written only by the operator.
+
+Every field is optional so the operator can fill the status section by section as it
+learns things, and readers must cope with any part missing.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic.config import JsonDict
+
+from modeldeploy.api.base import StatusModel, Timestamp
+from modeldeploy.api.conditions import Condition
+from modeldeploy.api.v1alpha1.drift import DriftMethod
+
+_NULLABLE: JsonDict = {"nullable": True}
+
+
+class ReplicaHealth(StatusModel):
+    """What the last probe round saw on one pod; bools are null until the first probe answers."""
+
+    pod: str = Field(description="Pod name.")
+    ip: str | None = Field(default=None, description="Pod IP the probes went to.")
+    live: bool | None = Field(
+        default=None, description="Liveness endpoint answered successfully.", json_schema_extra=_NULLABLE
+    )
+    ready: bool | None = Field(
+        default=None, description="Readiness endpoint answered successfully.", json_schema_extra=_NULLABLE
+    )
+    model_ready: bool | None = Field(
+        default=None,
+        description="The runtime reports the model itself as loaded and ready.",
+        json_schema_extra=_NULLABLE,
+    )
+    served_version: str | None = Field(default=None, description="Model version the pod reports serving.")
+    latency_ms: float | None = Field(
+        default=None, ge=0, description="Round-trip time of the last probe, in milliseconds."
+    )
+    error: str | None = Field(default=None, description="Why the last probe failed, if it did.")
+    since: Timestamp | None = Field(default=None, description="When the pod entered its current health state.")
+
+
+class HealthStatus(StatusModel):
+    """Aggregate of the operator's probes, shown as the Healthy column."""
+
+    healthy_replicas: int | None = Field(default=None, ge=0, description="Replicas passing all probes.")
+    total_replicas: int | None = Field(default=None, ge=0, description="Replicas probed.")
+    summary: str | None = Field(default=None, description="healthyReplicas/totalReplicas, e.g. 3/3.")
+    last_probe_time: Timestamp | None = Field(default=None, description="When the last probe round finished.")
+    replicas: list[ReplicaHealth] | None = Field(default=None, description="Per-pod results of the last probe round.")
+
+
+class ConfigDriftStatus(StatusModel):
+    """Out-of-band edits to the children (Deployment, Service, HPA) that the operator reverted."""
+
+    corrections: int | None = Field(default=None, ge=0, description="Edits to owned objects reverted so far.")
+    last_correction_time: Timestamp | None = Field(default=None, description="When the last edit was reverted.")
+    last_corrected_child: str | None = Field(
+        default=None, description="The object last reverted, as kind/name, e.g. Deployment/iris."
+    )
+
+
+class MetricDriftStatus(StatusModel):
+    """Score of one watched histogram series."""
+
+    name: str = Field(description="Histogram name from spec.drift.metrics[].name.")
+    labels: dict[str, str] | None = Field(
+        default=None,
+        description="Label selector from spec.drift.metrics[].labels, to tell series of one histogram apart.",
+    )
+    score: float | None = Field(default=None, description="Drift score of this series; absent until enough samples.")
+    samples: int | None = Field(default=None, ge=0, description="Observations in the window.")
+
+
+class DataDriftStatus(StatusModel):
+    """The last evaluation of spec.drift."""
+
+    method: DriftMethod | None = Field(default=None, description="Method used for the scores.")
+    score: float | None = Field(default=None, description="Highest score across the watched metrics.")
+    threshold: float | None = Field(default=None, description="Threshold the score was compared with.")
+    samples: int | None = Field(default=None, ge=0, description="Fewest observations among the watched metrics.")
+    window_seconds: int | None = Field(default=None, ge=0, description="Window the scores cover, in seconds.")
+    last_evaluated: Timestamp | None = Field(default=None, description="When the scores were computed.")
+    drifted: bool | None = Field(default=None, description="Whether score exceeded threshold.")
+    metrics: list[MetricDriftStatus] | None = Field(default=None, description="Per-metric scores.")
+
+
+class VersionMismatch(StatusModel):
+    """A pod serving something other than spec.model.version."""
+
+    pod: str = Field(description="Pod name.")
+    served_version: str | None = Field(default=None, description="Version the pod reports; absent if it reports none.")
+
+
+class VersionDriftStatus(StatusModel):
+    """Served versions compared with the requested one."""
+
+    expected: str | None = Field(default=None, description="spec.model.version at the last check.")
+    mismatched: list[VersionMismatch] | None = Field(
+        default=None, description="Pods serving another version; empty when all match."
+    )
+
+
+class DriftStatus(StatusModel):
+    """The three kinds of drift the operator tracks, kept apart because their fixes differ."""
+
+    config: ConfigDriftStatus | None = Field(default=None, description="Reverted edits to owned objects.")
+    data: DataDriftStatus | None = Field(default=None, description="Input data drift against the baselines.")
+    version: VersionDriftStatus | None = Field(default=None, description="Served versus requested model version.")
+
+
+class ModelDeploymentStatus(StatusModel):
+    """Observed state of a ModelDeployment."""
+
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The .metadata.generation this status describes."
+    )
+    conditions: list[Condition] | None = Field(
+        default=None,
+        description="Latest observations: Ready, Reconciling, Stalled, Available, ModelHealthy, Drifted.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    replicas: int | None = Field(default=None, ge=0, description="Pods of the current Deployment.")
+    ready_replicas: int | None = Field(default=None, ge=0, description="Pods passing their readiness probe.")
+    updated_replicas: int | None = Field(default=None, ge=0, description="Pods running the current spec.")
+    selector: str | None = Field(
+        default=None, description="Label selector of the pods, in string form, for the scale subresource."
+    )
+    url: str | None = Field(default=None, description="In-cluster base URL of the model server Service.")
+    health: HealthStatus | None = Field(default=None, description="Results of the operator's probes.")
+    drift: DriftStatus | None = Field(default=None, description="Configuration, data and version drift.")

@@ -1,0 +1,298 @@
+"""The generated CRD: committed copy up to date, structural, small, and deterministic."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import BaseModel, Field
+
+from modeldeploy.api import CONDITION_TYPES, DRIFTED, READY
+from modeldeploy.crdgen import StructuralSchemaError, render_crd, render_crd_yaml, structural_schema
+from modeldeploy.crdgen.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD_FILE = ROOT / "crds" / "modeldeploy.io_modeldeployments.yaml"
+
+Node = dict[str, Any]
+
+
+def _schema() -> Node:
+    schema: Node = render_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def _walk(node: Node, path: str = "") -> Iterator[tuple[str, Node]]:
+    """Every schema node with a readable path (`.a.b`, `[]` for items, `{}` for map values)."""
+    yield path, node
+    for name, child in node.get("properties", {}).items():
+        yield from _walk(child, f"{path}.{name}")
+    if "items" in node:
+        yield from _walk(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        yield from _walk(node["additionalProperties"], f"{path}{{}}")
+
+
+def _paths_with(key: str) -> set[str]:
+    return {path for path, node in _walk(_schema()) if node.get(key)}
+
+
+def test_committed_crd_is_up_to_date() -> None:
+    assert CRD_FILE.read_text(encoding="utf-8") == render_crd_yaml(), (
+        f"{CRD_FILE.relative_to(ROOT)} is stale: run `python -m modeldeploy.crdgen` from the repository root"
+    )
+
+
+def test_committed_file_is_the_rendered_dict() -> None:
+    assert yaml.safe_load(CRD_FILE.read_text(encoding="utf-8")) == render_crd()
+
+
+def test_crd_is_smaller_than_64_kib() -> None:
+    size = len(render_crd_yaml().encode())
+    assert size < 64 * 1024, f"CRD is {size} bytes"
+
+
+def test_rendering_does_not_depend_on_hash_seed_or_process() -> None:
+    code = "import sys; from modeldeploy.crdgen import render_crd_yaml; sys.stdout.write(render_crd_yaml())"
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("0", "1")
+    }
+    assert outputs == {render_crd_yaml()}
+
+
+def test_render_crd_hands_out_independent_copies() -> None:
+    first = render_crd()
+    first["spec"]["versions"][0]["subresources"]["scale"]["specReplicasPath"] = ".oops"
+    first["spec"]["versions"][0]["additionalPrinterColumns"].clear()
+    assert render_crd_yaml() == CRD_FILE.read_text(encoding="utf-8")
+
+
+def test_yaml_has_no_anchors() -> None:
+    text = render_crd_yaml()
+    assert "&id" not in text
+    assert "*id" not in text
+
+
+def test_names_scope_and_subresources() -> None:
+    crd = render_crd()
+    assert crd["metadata"]["name"] == "modeldeployments.modeldeploy.io"
+    spec = crd["spec"]
+    assert spec["group"] == "modeldeploy.io"
+    assert spec["scope"] == "Namespaced"
+    assert spec["names"] == {
+        "kind": "ModelDeployment",
+        "listKind": "ModelDeploymentList",
+        "plural": "modeldeployments",
+        "singular": "modeldeployment",
+        "shortNames": ["md"],
+        "categories": ["ml"],
+    }
+    (version,) = spec["versions"]
+    assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
+    assert version["subresources"] == {
+        "status": {},
+        "scale": {
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        },
+    }
+
+
+def test_printer_columns() -> None:
+    columns = {c["name"]: c["jsonPath"] for c in render_crd()["spec"]["versions"][0]["additionalPrinterColumns"]}
+    assert columns == {
+        "Ready": '.status.conditions[?(@.type=="Ready")].status',
+        "Replicas": ".status.replicas",
+        "Ready Replicas": ".status.readyReplicas",
+        "Version": ".spec.model.version",
+        "Healthy": ".status.health.summary",
+        "Drifted": '.status.conditions[?(@.type=="Drifted")].status',
+        "Age": ".metadata.creationTimestamp",
+    }
+    assert {READY, DRIFTED} <= set(CONDITION_TYPES)
+
+
+def test_printer_column_paths_exist_in_the_schema() -> None:
+    paths = {path for path, _ in _walk(_schema())}
+    for column in render_crd()["spec"]["versions"][0]["additionalPrinterColumns"]:
+        field_path = column["jsonPath"].split("[")[0]
+        if not field_path.startswith(".metadata"):
+            assert field_path in paths or f"{field_path}[]" in paths, column
+
+
+def test_schema_is_structural() -> None:
+    for path, node in _walk(_schema()):
+        for forbidden in ("$ref", "$defs", "anyOf", "oneOf", "allOf", "not", "title", "definitions"):
+            assert forbidden not in node, f"{path or '<root>'} has {forbidden}"
+        assert "type" in node or node.get("x-kubernetes-int-or-string"), f"{path} has no type"
+        if node.get("type") == "array":
+            assert "items" in node, f"{path} is an array without items"
+        if node.get("type") == "object":
+            assert not ("properties" in node and "additionalProperties" in node), path
+        assert not (node.get("x-kubernetes-int-or-string") and "type" in node), path
+        assert node.get("additionalProperties", {}) is not False, path
+        assert not node.get("uniqueItems"), f"{path}: uniqueItems is not allowed in CRDs"
+
+
+def test_root_metadata_is_only_typed() -> None:
+    assert _schema()["properties"]["metadata"] == {"type": "object"}
+
+
+def test_every_property_is_described() -> None:
+    undescribed = [
+        f"{path}.{name}"
+        for path, node in _walk(_schema())
+        for name, child in node.get("properties", {}).items()
+        if not child.get("description") and f"{path}.{name}" != ".metadata"
+    ]
+    assert undescribed == []
+    assert _schema()["description"].startswith("ModelDeployment serves a machine learning model")
+
+
+def test_descriptions_are_unwrapped_paragraphs() -> None:
+    for path, node in _walk(_schema()):
+        description = node.get("description", "")
+        assert "\n" not in description.replace("\n\n", ""), f"{path}: line break inside a paragraph"
+
+
+def test_preserve_unknown_fields_only_on_embedded_kubernetes_types() -> None:
+    assert _paths_with("x-kubernetes-preserve-unknown-fields") == {
+        ".spec.runtime.env[].valueFrom",
+        ".spec.autoscaling.metrics[]",
+        ".spec.autoscaling.behavior",
+    }
+
+
+def test_int_or_string_fields() -> None:
+    assert _paths_with("x-kubernetes-int-or-string") == {
+        ".spec.runtime.resources.requests{}",
+        ".spec.runtime.resources.limits{}",
+        ".spec.rollout.maxSurge",
+        ".spec.rollout.maxUnavailable",
+    }
+
+
+def test_nullable_only_where_null_means_not_yet_probed() -> None:
+    assert _paths_with("nullable") == {
+        ".status.health.replicas[].live",
+        ".status.health.replicas[].ready",
+        ".status.health.replicas[].modelReady",
+    }
+
+
+def test_list_types() -> None:
+    lists = {
+        path: node["x-kubernetes-list-map-keys"] for path, node in _walk(_schema()) if "x-kubernetes-list-type" in node
+    }
+    assert lists == {".spec.runtime.env": ["name"], ".status.conditions": ["type"]}
+
+
+def test_cel_rules_carry_messages_and_bounded_inputs() -> None:
+    rules = [(path, rule) for path, node in _walk(_schema()) for rule in node.get("x-kubernetes-validations", [])]
+    assert len(rules) >= 10
+    for path, rule in rules:
+        assert set(rule) <= {"rule", "message", "fieldPath"}, path
+        assert rule["message"], path
+    baseline = _schema()["properties"]["spec"]["properties"]["drift"]["properties"]["metrics"]["items"]
+    assert "maxItems" in baseline["properties"]["baseline"]["properties"]["bounds"]  # keeps CEL cost bounded
+
+
+def test_spec_and_model_are_required() -> None:
+    schema = _schema()
+    assert schema["required"] == ["spec"]
+    spec = schema["properties"]["spec"]
+    assert spec["required"] == ["model", "runtime"]
+    assert spec["properties"]["model"]["required"] == ["name", "version"]
+    assert "required" not in schema["properties"]["status"]
+
+
+# ---- the command line -------------------------------------------------------------------------
+
+
+def test_check_passes_on_the_committed_file() -> None:
+    assert main(["--check", "--output", str(CRD_FILE)]) == 0
+
+
+def test_check_fails_with_a_diff_on_a_stale_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stale = tmp_path / "crd.yaml"
+    stale.write_text(render_crd_yaml().replace("shortNames:\n    - md", "shortNames:\n    - mdx"))
+    assert main(["--check", "-o", str(stale)]) == 1
+    captured = capsys.readouterr()
+    assert "-    - mdx" in captured.out
+    assert "+    - md" in captured.out
+    assert "python -m modeldeploy.crdgen" in captured.err
+
+
+def test_check_fails_on_a_missing_file(tmp_path: Path) -> None:
+    assert main(["--check", "-o", str(tmp_path / "absent.yaml")]) == 1
+
+
+def test_writes_the_file_and_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "out" / "crd.yaml"
+    assert main(["-o", str(target)]) == 0
+    assert target.read_text() == render_crd_yaml()
+    assert main(["-o", "-"]) == 0
+    assert capsys.readouterr().out == render_crd_yaml()
+
+
+def test_module_runs_as_a_script(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "modeldeploy.crdgen", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---- the converter refuses what a structural schema cannot say ---------------------------------
+
+
+class _FreeForm(BaseModel):
+    anything: dict[str, Any] = Field(description="untyped")
+
+
+class _Union(BaseModel):
+    either: int | bool = Field(description="a union")
+
+
+class _Described(BaseModel):
+    """Developer note that must not reach the CRD."""
+
+    value: int = Field(gt=0, description="positive")
+
+
+class _Outer(BaseModel):
+    """Outer docstring."""
+
+    inner: _Described = Field(description="field wins")
+
+
+@pytest.mark.parametrize("model", [_FreeForm, _Union])
+def test_converter_rejects_non_structural_models(model: type[BaseModel]) -> None:
+    with pytest.raises(StructuralSchemaError):
+        structural_schema(model)
+
+
+def test_converter_inlines_and_translates() -> None:
+    schema = structural_schema(_Outer)
+    assert schema["description"] == "Outer docstring."
+    inner = schema["properties"]["inner"]
+    assert inner["description"] == "field wins"
+    assert inner["properties"]["value"] == {
+        "description": "positive",
+        "type": "integer",
+        "minimum": 0,
+        "exclusiveMinimum": True,
+    }
