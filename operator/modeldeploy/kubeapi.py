@@ -151,11 +151,12 @@ class KubeClient:
         result: Obj = response.json()
         return result
 
-    async def list(self, kind: Kind, namespace: str | None, label_selector: str | None = None) -> list[Obj]:
+    async def list(self, kind: Kind, namespace: str | None, label_selector: str | None = None) -> Obj:
+        """The whole list, with its resourceVersion to start a watch from."""
         params = {"labelSelector": label_selector} if label_selector else {}
         response = await self._request("GET", kind.path(namespace), params=params)
-        items: list[Obj] = response.json().get("items", [])
-        return items
+        result: Obj = response.json()
+        return result
 
     async def apply(self, obj: Mapping[str, Any], *, field_manager: str = FIELD_MANAGER, force: bool = True) -> Obj:
         """Server-side apply: the object we send is the whole of what we own."""

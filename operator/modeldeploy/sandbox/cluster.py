@@ -30,6 +30,7 @@ from modeldeploy.sandbox.pki import Credentials, ensure_credentials
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"  # service-cluster-ip-range (never a traffic target)  # ok-nonloopback
 NODE_POD_CIDRS = ("127.0.2.0/24", "127.0.3.0/24", "127.0.4.0/24")
 NODE_IP = "127.0.1.1"
+FARM = "replica-farm"
 STAGES_FILE = Path(__file__).with_name("stages") / "kwok-stages.yaml"
 
 
@@ -111,7 +112,8 @@ class Sandbox:
 
     def healthy(self) -> bool:
         state = self.state()
-        if state is None or not all(self.running().values()) or not self.running():
+        control_plane = {name: alive for name, alive in self.running().items() if name != FARM}
+        if state is None or not control_plane or not all(control_plane.values()):
             return False
         return self._readyz(state.apiserver_port, self._credentials())
 
@@ -126,6 +128,7 @@ class Sandbox:
         if self.healthy():
             _log(f"already up: {self.server_url()} (kubeconfig {self.kubeconfig})")
             self._ensure_nodes(nodes)
+            self._ensure_farm()
             return
         if self.state() is not None:
             _log("found a stale sandbox; cleaning it up first")
@@ -147,7 +150,17 @@ class Sandbox:
         self._ensure_nodes(nodes)
         self._wait_for_nodes_ready(nodes)
         self._wait_for_default_service_account()
+        self._ensure_farm()
         _log(f"up in {time.monotonic() - started:.1f}s: {self.server_url()} (kubeconfig {self.kubeconfig})")
+
+    def _ensure_farm(self) -> None:
+        """The replica farm: serves every Running modeldeploy pod at its loopback IP."""
+        state = self.state()
+        assert state is not None
+        pid = state.pids.get(FARM)
+        if pid is not None and _alive(pid):
+            return
+        self._start(FARM, [sys.executable, "-m", "modeldeploy.sandbox.farm", f"--kubeconfig={self.kubeconfig}"], state)
 
     def down(self) -> None:
         state = self.state()

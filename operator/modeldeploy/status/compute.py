@@ -12,7 +12,7 @@ Argo CD read live in one place:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from modeldeploy.status.conditions import Condition, merge
@@ -180,8 +180,23 @@ def _why(replica: ReplicaReport) -> str:
     return "model not ready"
 
 
+def stuck_rollout(deployment: Mapping[str, Any] | None) -> Problem | None:
+    """A rollout past its progressDeadlineSeconds will not finish by itself: that is Stalled.
+
+    Without this, Argo CD would show Progressing and Flux would wait out its whole timeout.
+    """
+    if deployment is None:
+        return None
+    for item in deployment.get("status", {}).get("conditions", []):
+        if item.get("type") == "Progressing" and item.get("reason") == "ProgressDeadlineExceeded":
+            return Problem("ProgressDeadlineExceeded", f"the rollout made no progress: {item.get('message', '')}")
+    return None
+
+
 def compute_status(obs: Observation, *, now: str) -> dict[str, Any]:
     """The whole status subresource for one observation."""
+    if obs.problem is None and (stuck := stuck_rollout(obs.deployment)) is not None:
+        obs = replace(obs, problem=stuck)
     rollout = rollout_of(obs.deployment, obs.desired_replicas)
     healthy, mismatched = _health_conditions(obs, rollout)
     version_drift = bool(mismatched) and rollout.complete

@@ -1,0 +1,36 @@
+"""Every API permission the operator uses, declared next to the code that uses it.
+
+The Helm chart's RBAC is generated from this list, and a test fails when the chart grants
+a verb not listed here (or lacks one that is), so least privilege is kept by construction.
+Secrets are absent on purpose: the imagePullSecrets check is opt-in (`get` only, by name).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Permission:
+    api_group: str
+    resource: str
+    verbs: tuple[str, ...]
+    why: str
+
+
+PERMISSIONS: tuple[Permission, ...] = (
+    Permission("modeldeploy.io", "modeldeployments", ("get", "list", "watch"), "watch the resources we serve"),
+    Permission("modeldeploy.io", "modeldeployments/status", ("patch",), "write status through the subresource"),
+    Permission("apps", "deployments", ("get", "list", "watch", "create", "patch"), "own the model Deployment (SSA)"),
+    Permission("", "services", ("get", "list", "watch", "create", "patch"), "own the model Service (SSA)"),
+    Permission(
+        "autoscaling",
+        "horizontalpodautoscalers",
+        ("get", "list", "watch", "create", "patch", "delete"),
+        "own the HPA, delete it when autoscaling is removed",
+    ),
+    Permission("", "pods", ("list", "watch"), "find the replicas to probe"),
+    Permission("", "events", ("create",), "report transitions with core/v1 Events"),
+)
+
+PULL_SECRET_CHECK = Permission("", "secrets", ("get",), "optional: verify imagePullSecrets exist before rolling out")
