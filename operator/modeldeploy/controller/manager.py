@@ -8,8 +8,11 @@ from typing import Any
 
 from modeldeploy import kubeapi, metrics
 from modeldeploy.controller.cache import Key, key_of, owner_name
+from modeldeploy.controller.probes import ProbeManager
 from modeldeploy.controller.queue import WorkQueue
 from modeldeploy.controller.reconciler import ControllerState, Reconciler
+from modeldeploy.probing.prober import Prober
+from modeldeploy.render.labels import NAME_LABEL
 from modeldeploy.settings import OperatorSettings
 
 log = logging.getLogger("modeldeploy.controller")
@@ -22,7 +25,11 @@ class Controller:
         self.settings = settings
         self.state = ControllerState()
         self.queue: WorkQueue[Key] = WorkQueue()
-        self.reconciler = Reconciler(api, self.state, verify_pull_secrets=settings.verify_pull_secrets)
+        self.prober = Prober(concurrency=settings.max_inflight_probes)
+        self.probes = ProbeManager(self.state, self.prober, on_result=self.queue.add)
+        self.reconciler = Reconciler(
+            api, self.state, verify_pull_secrets=settings.verify_pull_secrets, probes=self.probes
+        )
         self._tasks: list[asyncio.Task[None]] = []
         metrics.bind_queue(lambda: self.queue.depth, lambda: self.queue.in_flight)
         metrics.MANAGED_MODELS.set_function(lambda: len(self.state.models))
@@ -43,6 +50,8 @@ class Controller:
     def on_pod_event(self, event_type: str | None, obj: Obj) -> None:
         metrics.WATCH_EVENTS.labels(kind="Pod", type=event_type or "LISTED").inc()
         self.state.pods.apply_event(event_type, obj)
+        namespace, _ = key_of(obj)
+        self.probes.poke_pods_of(namespace, obj.get("metadata", {}).get("labels", {}).get(NAME_LABEL))
 
     # ---- loops -----------------------------------------------------------------------------
     async def _work(self, key: Key) -> None:
@@ -71,4 +80,6 @@ class Controller:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.queue.close()
+        await self.probes.close()
+        await self.prober.aclose()
         await self.api.aclose()

@@ -7,11 +7,12 @@ differs, which is what makes an idle cluster and a periodic resync cost zero wri
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import ValidationError
@@ -25,6 +26,9 @@ from modeldeploy.render.children import Owner, render_children, service_url
 from modeldeploy.render.names import child_name
 from modeldeploy.status import compute as status_compute
 from modeldeploy.status.events import transition_events
+
+if TYPE_CHECKING:
+    from modeldeploy.controller.probes import ProbeManager
 
 log = logging.getLogger("modeldeploy.reconciler")
 HANDOVER_MANAGER = "modeldeploy-replicas-handover"
@@ -91,14 +95,24 @@ class Outcome:
 
 
 class Reconciler:
-    def __init__(self, api: kubeapi.KubeClient, state: ControllerState, *, verify_pull_secrets: bool = True) -> None:
+    def __init__(
+        self,
+        api: kubeapi.KubeClient,
+        state: ControllerState,
+        *,
+        verify_pull_secrets: bool = True,
+        probes: ProbeManager | None = None,
+    ) -> None:
         self.api = api
         self.state = state
         self.verify_pull_secrets = verify_pull_secrets
+        self.probes = probes
 
     async def reconcile(self, key: Key) -> None:
         body = self.state.models.get(key)
         if body is None or body["metadata"].get("deletionTimestamp"):
+            if self.probes is not None:
+                self.probes.stop(key)
             self.state.forget(key)
             metrics.forget_model(*key)
             return
@@ -124,6 +138,8 @@ class Reconciler:
         owner = Owner(metadata["name"], metadata["namespace"], metadata["uid"])
         try:
             spec = ModelDeploymentSpec.model_validate(body.get("spec", {}))
+            if self.probes is not None:
+                self.probes.ensure((owner.namespace, owner.name), spec)
             await self._check_pull_secrets(owner, spec)
             desired = render_children(owner, spec)
             lives = [await self._live_child(owner, child) for child in desired.all()]
@@ -273,11 +289,27 @@ class Reconciler:
             deployment=self.state.deployments.get((owner.namespace, name)),
             selector=lbl.selector_string(lbl.selector_labels(name)),
             url=service_url(owner, spec) if spec is not None else None,
-            health=self.state.health.get(key),
+            health=self._current_health(key, name),
             data_drift=self.state.data_drift.get(key),
             config_drift=record.as_status(),
             previous_status=body.get("status") or {},
         )
+
+    def _current_health(self, key: Key, child: str) -> status_compute.HealthReport | None:
+        """The last round's report, with Running pods it has not seen marked as pending."""
+        report = self.state.health.get(key)
+        if report is None:
+            return None
+        seen = {r.pod for r in report.replicas} | {pod for pod, _ in report.unprobed}
+        pending = [
+            str(pod["metadata"]["name"])
+            for pod in self.state.pods.by_label(key[0], child)
+            if pod.get("status", {}).get("podIP")
+            and pod.get("status", {}).get("phase") == "Running"
+            and not pod["metadata"].get("deletionTimestamp")
+            and pod["metadata"]["name"] not in seen
+        ]
+        return dataclasses.replace(report, pending=tuple(pending)) if pending else report
 
     async def _write_status(self, body: Obj, outcome: Outcome) -> None:
         metadata = body["metadata"]

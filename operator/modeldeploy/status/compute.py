@@ -59,6 +59,8 @@ class HealthReport:
 
     probed_at: str
     replicas: Sequence[ReplicaReport]
+    unprobed: Sequence[tuple[str, str]] = ()  # (pod, why it was not probed): reported, not counted
+    pending: Sequence[str] = ()  # Running pods that appeared after this round: not judged yet
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,12 @@ def _health_conditions(obs: Observation, rollout: Rollout) -> tuple[Condition, l
     if obs.health is None:
         return Condition(MODEL_HEALTHY, "Unknown", "AwaitingProbe", "no probe cycle has completed yet"), []
     replicas = obs.health.replicas
+    if obs.health.pending:
+        pods = ", ".join(obs.health.pending[:3])
+        return (
+            Condition(MODEL_HEALTHY, "Unknown", "AwaitingProbe", f"{len(obs.health.pending)} new replica(s) not probed yet: {pods}"),
+            [],
+        )
     mismatched = [
         f"{r.pod} serves {r.served_version}"
         for r in replicas
@@ -318,6 +326,8 @@ def health_status(report: HealthReport) -> dict[str, Any]:
             if value is not None:
                 entry[key] = value
         details.append(entry)
+    for pod, reason in list(report.unprobed)[: max(0, MAX_REPLICA_DETAILS - len(details))]:
+        details.append({"pod": pod, "error": f"not probed: {reason}"})
     return {
         "healthyReplicas": healthy,
         "totalReplicas": len(report.replicas),

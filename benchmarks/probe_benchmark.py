@@ -1,0 +1,221 @@
+"""How much does the prober cost over the cheapest possible HTTP loop, at farm scale?
+
+Starts N model server replicas in a child process (one MultiReplicaServer, each
+replica on its own 127.x.y.z address), then in this process times
+
+- `prober`: one `Prober.probe_replicas` cycle over all replicas, with the
+  metrics scrape of one feature histogram, as the operator runs it;
+- `bare_shared_client`: the same URLs fetched with one plain httpx client and
+  a semaphore of the same concurrency, one replica's requests in sequence,
+  bodies read and discarded: no protocol logic, no parsing, no deadlines;
+- `bare_client_per_replica`: the same, but each replica's requests go through
+  a fresh client closed afterwards, which sidesteps httpcore's pool scans the
+  way the prober's per-replica pools do (see modeldeploy.probing.transport).
+
+Each mode runs `--cycles` times after a warm-up cycle and reports the median.
+The replicas run in another process so the server's CPU does not count
+against the client on a two-core machine. All traffic stays on 127.0.0.0/8.
+
+    python benchmarks/probe_benchmark.py --replicas 200
+    python benchmarks/probe_benchmark.py --replicas 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import ssl
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from multiprocessing.connection import Connection
+
+import httpx
+
+from modeldeploy.modelserver.multi import MultiReplicaServer, raise_nofile_limit
+from modeldeploy.modelserver.replica import ReplicaConfig
+from modeldeploy.probing.metrics import MetricQuery
+from modeldeploy.probing.prober import Prober
+from modeldeploy.probing.targets import ProbeTarget
+
+MODEL = "iris"
+VERSION = "1"
+QUERY = MetricQuery.of("modelserver_feature_value", {"feature": "petal_length"})
+PATHS = (
+    "/v2/health/live",
+    "/v2/health/ready",
+    f"/v2/models/{MODEL}/ready",
+    f"/v2/models/{MODEL}/versions/{VERSION}/ready",
+    f"/v2/models/{MODEL}",
+    "/metrics",
+)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def address(i: int) -> str:
+    # 127.10.0.1 ... : 250 replicas per /24, never .0 or .255.
+    return f"127.{10 + i // 62500}.{(i // 250) % 250}.{i % 250 + 1}"
+
+
+def serve(n: int, conn: Connection) -> None:
+    """Child process: run the farm until the parent says stop (or goes away)."""
+
+    async def main() -> None:
+        async with MultiReplicaServer() as farm:
+            ports = [await farm.add(address(i), 0, ReplicaConfig(MODEL, VERSION)) for i in range(n)]
+            conn.send(ports)
+            loop = asyncio.get_running_loop()
+            stop = asyncio.Event()
+            loop.add_reader(conn.fileno(), stop.set)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=1800)
+            finally:
+                loop.remove_reader(conn.fileno())
+
+    asyncio.run(main())
+
+
+async def bare_cycle(
+    urls: list[list[str]], concurrency: int, client: httpx.AsyncClient | None, request_timeout: float
+) -> tuple[float, int]:
+    """One pass over every replica; with client None, a fresh client per replica."""
+    semaphore = asyncio.Semaphore(concurrency)
+    # A fresh client would otherwise build and load a TLS context each time.
+    plain_http = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    errors = 0
+
+    async def fetch_all(c: httpx.AsyncClient, replica_urls: list[str]) -> None:
+        nonlocal errors
+        for url in replica_urls:
+            try:
+                response = await c.get(url)
+                await response.aread()
+            except httpx.HTTPError:
+                errors += 1
+
+    async def one(replica_urls: list[str]) -> None:
+        async with semaphore:
+            if client is not None:
+                await fetch_all(client, replica_urls)
+            else:
+                async with httpx.AsyncClient(verify=plain_http, timeout=request_timeout, trust_env=False) as own:
+                    await fetch_all(own, replica_urls)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(u) for u in urls))
+    return time.perf_counter() - started, errors
+
+
+@dataclass(frozen=True)
+class Timing:
+    median_s: float
+    cycles_s: list[float]
+    failures: int
+
+
+async def timed(label: str, cycles: int, run: Callable[[], Awaitable[tuple[float, int]]]) -> Timing:
+    """Median of `cycles` runs after one warm-up run; failures are from the last run."""
+    times: list[float] = []
+    failures = 0
+    for cycle in range(cycles + 1):
+        elapsed, failures = await run()
+        log(f"{label} cycle {cycle}{' (warm-up)' if cycle == 0 else ''}: {elapsed:.3f}s, {failures} failures")
+        if cycle:
+            times.append(elapsed)
+    return Timing(round(statistics.median(times), 3), [round(t, 3) for t in times], failures)
+
+
+async def measure(
+    targets: list[ProbeTarget], concurrency: int, cycles: int, request_timeout: float, modes: list[str]
+) -> dict[str, object]:
+    urls = [[f"http://{t.ip}:{t.port}{p}" for p in PATHS] for t in targets]
+    timings: dict[str, Timing] = {}
+
+    async with Prober(concurrency=concurrency, timeout=request_timeout) as prober:
+
+        async def prober_cycle() -> tuple[float, int]:
+            started = time.perf_counter()
+            results = await prober.probe_replicas(targets, metrics=[QUERY])
+            elapsed = time.perf_counter() - started
+            return elapsed, sum(1 for r in results if not r.healthy or r.metrics_error)
+
+        timings["prober"] = await timed("prober", cycles, prober_cycle)
+
+    if "shared" in modes:
+        limits = httpx.Limits(max_connections=2 * concurrency, max_keepalive_connections=2 * concurrency)
+        async with httpx.AsyncClient(limits=limits, timeout=request_timeout, trust_env=False) as client:
+            timings["bare_shared_client"] = await timed(
+                "bare shared client", cycles, lambda: bare_cycle(urls, concurrency, client, request_timeout)
+            )
+    if "per-replica" in modes:
+        timings["bare_client_per_replica"] = await timed(
+            "bare client per replica", cycles, lambda: bare_cycle(urls, concurrency, None, request_timeout)
+        )
+
+    result: dict[str, object] = {
+        "replicas": len(targets),
+        "concurrency": concurrency,
+        "requests_per_cycle": len(targets) * len(PATHS),
+        **{name: asdict(t) for name, t in timings.items()},
+    }
+    for name, timing in timings.items():
+        if name != "prober":
+            result[f"ratio_prober_to_{name}"] = round(timings["prober"].median_s / timing.median_s, 2)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--replicas", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--cycles", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=10.0, help="per-request timeout, generous on purpose")
+    parser.add_argument(
+        "--bare",
+        default="shared,per-replica",
+        help="comma-separated bare loops to run: shared, per-replica (the shared one is slow at N=2000)",
+    )
+    args = parser.parse_args(argv)
+    if not 1 <= args.replicas <= 20000:
+        parser.error("--replicas must be 1-20000")
+    raise_nofile_limit()
+
+    parent, child = mp.Pipe()
+    server = mp.get_context("spawn").Process(target=serve, args=(args.replicas, child), daemon=True)
+    server.start()
+    try:
+        if not parent.poll(600):
+            print("replica farm did not start in time", file=sys.stderr)
+            return 1
+        ports: list[int] = parent.recv()
+        targets = [
+            ProbeTarget(
+                pod=f"replica-{i}",
+                ip=address(i),
+                port=port,
+                model_name=MODEL,
+                expected_version=VERSION,
+                metrics_port=port,
+            )
+            for i, port in enumerate(ports)
+        ]
+        modes = [m.strip() for m in args.bare.split(",") if m.strip()]
+        result = asyncio.run(measure(targets, args.concurrency, args.cycles, args.timeout, modes))
+    finally:
+        parent.send("stop")
+        server.join(timeout=30)
+        if server.is_alive():
+            server.terminate()
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,309 @@
+"""Per-ModelDeployment probe loops: health, served version and data drift of every replica.
+
+Each loop probes the Running pods of its Deployment (found through the pod watch cache,
+addressed by `status.podIP` only), keeps per-replica failure counts and drift windows,
+stores the results in the controller state and asks for a reconcile, which writes status
+only when something meaningful changed. A change in the set of pods wakes the loop at once,
+so a finished rollout is judged on the new replicas, not on the last round's old ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from modeldeploy import metrics
+from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
+from modeldeploy.controller.cache import Key
+from modeldeploy.controller.reconciler import ControllerState
+from modeldeploy.drift.evaluate import Baseline, evaluate
+from modeldeploy.drift.histograms import HistogramError, rebucket
+from modeldeploy.drift.window import SlidingWindow
+from modeldeploy.probing.metrics import MetricQuery, MetricsError
+from modeldeploy.probing.prober import Prober, ReplicaProbe
+from modeldeploy.probing.targets import CustomPaths, ProbeSettings, targets_from_pods
+from modeldeploy.render.children import metrics_path, metrics_port
+from modeldeploy.render.names import child_name
+from modeldeploy.status.compute import DataDriftReport, HealthReport, ReplicaReport
+
+log = logging.getLogger("modeldeploy.probes")
+MIN_POKE_INTERVAL = 1.0
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class ReplicaMemory:
+    """What one replica's history says: consecutive failures, last good result, since when."""
+
+    failures: int = 0
+    last_good: ReplicaProbe | None = None
+    healthy: bool | None = None
+    since: str = ""
+
+
+@dataclass
+class DriftMemory:
+    windows: dict[MetricQuery, SlidingWindow] = field(default_factory=dict)
+    drifted: dict[MetricQuery, bool] = field(default_factory=dict)
+    signature: tuple[Any, ...] = ()
+
+
+@dataclass
+class LoopState:
+    key: Key
+    child: str
+    task: asyncio.Task[None] | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    replicas: dict[str, ReplicaMemory] = field(default_factory=dict)
+    drift: DriftMemory = field(default_factory=DriftMemory)
+    last_poke: float = 0.0
+
+
+def probe_settings(spec: ModelDeploymentSpec) -> ProbeSettings:
+    runtime = spec.runtime
+    return ProbeSettings(
+        port=runtime.port,
+        model_name=spec.model.name,
+        protocol=runtime.protocol,
+        expected_version=spec.model.version,
+        metrics_port=metrics_port(spec),
+        metrics_path=metrics_path(spec),
+        custom_paths=CustomPaths(
+            health=runtime.health_path,
+            readiness=runtime.readiness_path,
+            metadata=runtime.metadata_path,
+            version=runtime.version_path,
+        ),
+    )
+
+
+def drift_queries(spec: ModelDeploymentSpec) -> list[tuple[MetricQuery, Baseline]]:
+    if spec.drift is None:
+        return []
+    return [
+        (MetricQuery.of(m.name, dict(m.labels or {})), Baseline.of(m.baseline.bounds, m.baseline.proportions))
+        for m in spec.drift.metrics
+    ]
+
+
+class ProbeManager:
+    def __init__(self, state: ControllerState, prober: Prober, on_result: Callable[[Key], None]) -> None:
+        self.state = state
+        self.prober = prober
+        self.on_result = on_result
+        self.loops: dict[Key, LoopState] = {}
+        self._by_child: dict[tuple[str, str], Key] = {}
+
+    # ---- lifecycle, driven by the reconciler -----------------------------------------------
+    def ensure(self, key: Key, spec: ModelDeploymentSpec) -> None:
+        if not spec.probing.enabled:
+            self.stop(key)
+            return
+        loop = self.loops.get(key)
+        if loop is None:
+            loop = LoopState(key, child_name(key[1]))
+            self.loops[key] = loop
+            self._by_child[(key[0], loop.child)] = key
+        if loop.task is None or loop.task.done():
+            loop.task = asyncio.create_task(self._run(loop), name=f"probe-{key[0]}/{key[1]}")
+
+    def stop(self, key: Key) -> None:
+        loop = self.loops.pop(key, None)
+        if loop is None:
+            return
+        self._by_child.pop((key[0], loop.child), None)
+        if loop.task is not None:
+            loop.task.cancel()
+        self.state.health.pop(key, None)
+        self.state.data_drift.pop(key, None)
+
+    def poke_pods_of(self, namespace: str, child: str | None) -> None:
+        """The pods of `child` changed: probe them soon (at most once a second)."""
+        key = self._by_child.get((namespace, child or ""))
+        loop = self.loops.get(key) if key else None
+        if loop is not None:
+            loop.wake.set()
+
+    async def close(self) -> None:
+        tasks = [loop.task for loop in self.loops.values() if loop.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.loops.clear()
+
+    # ---- the loop ---------------------------------------------------------------------------
+    async def _run(self, loop: LoopState) -> None:
+        await asyncio.sleep(random.uniform(0.2, 1.0))  # spread the first rounds of many resources
+        while True:
+            body = self.state.models.get(loop.key)
+            if body is None:
+                return
+            try:
+                spec = ModelDeploymentSpec.model_validate(body.get("spec", {}))
+            except ValueError:
+                return
+            try:
+                await self.cycle(loop, spec)
+            except Exception:  # a probe round must never kill the loop
+                log.exception("probe round of %s/%s failed", *loop.key)
+            interval = spec.probing.interval_seconds * random.uniform(0.9, 1.1)
+            loop.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(loop.wake.wait(), timeout=interval)
+            wait = MIN_POKE_INTERVAL - (time.monotonic() - loop.last_poke)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            loop.last_poke = time.monotonic()
+
+    async def cycle(self, loop: LoopState, spec: ModelDeploymentSpec) -> None:
+        started = time.perf_counter()
+        namespace = loop.key[0]
+        pods = self.state.pods.by_label(namespace, loop.child)
+        targets, unprobed = targets_from_pods(pods, probe_settings(spec))
+        queries = drift_queries(spec)
+        probes = await self.prober.probe_replicas(
+            targets,
+            request_timeout=float(spec.probing.timeout_seconds),
+            metrics=[q for q, _ in queries],
+        )
+        now = _now()
+        reports = [
+            self._remember(loop, probe, spec.probing.failure_threshold, spec.model.version, now) for probe in probes
+        ]
+        for gone in set(loop.replicas) - {p.pod for p in probes}:
+            del loop.replicas[gone]
+        report = HealthReport(
+            probed_at=now,
+            replicas=tuple(reports),
+            unprobed=tuple((u.pod, u.reason) for u in unprobed),
+        )
+        self.state.health[loop.key] = report
+        if spec.drift is not None:
+            self.state.data_drift[loop.key] = self._drift(loop, spec, probes, queries, now)
+        else:
+            self.state.data_drift.pop(loop.key, None)
+        self._record_metrics(loop.key, probes, report, time.perf_counter() - started)
+        self.on_result(loop.key)
+
+    def _remember(
+        self, loop: LoopState, probe: ReplicaProbe, threshold: int, expected: str, now: str
+    ) -> ReplicaReport:
+        memory = loop.replicas.setdefault(probe.pod, ReplicaMemory())
+        if probe.healthy:
+            memory.failures = 0
+            memory.last_good = probe
+        else:
+            memory.failures += 1
+        # a replica that was healthy keeps that verdict until `threshold` rounds in a row fail
+        shown = probe if probe.healthy or memory.last_good is None or memory.failures >= threshold else memory.last_good
+        healthy = shown.healthy
+        if memory.healthy != healthy:
+            memory.healthy = healthy
+            memory.since = now
+        served = shown.served_version
+        if served is None and shown.version_matches is False:
+            served = f"not {expected}"  # evidence of another version, though not which one
+        return ReplicaReport(
+            pod=probe.pod,
+            ip=probe.ip,
+            live=shown.live,
+            ready=shown.ready,
+            model_ready=shown.model_ready,
+            served_version=served,
+            latency_ms=round(probe.latency_ms, 1),
+            error=shown.error,
+            since=memory.since,
+        )
+
+    def _drift(
+        self,
+        loop: LoopState,
+        spec: ModelDeploymentSpec,
+        probes: list[ReplicaProbe],
+        queries: list[tuple[MetricQuery, Baseline]],
+        now: str,
+    ) -> DataDriftReport:
+        drift = spec.drift
+        assert drift is not None
+        memory = loop.drift
+        signature = (drift.method, drift.window_seconds, tuple((q, b) for q, b in queries))
+        if memory.signature != signature:  # a new baseline or window starts from scratch
+            loop.drift = memory = DriftMemory(signature=signature)
+        timestamp = time.time()
+        live_pods = {p.pod for p in probes}
+        per_metric: list[dict[str, Any]] = []
+        problems: list[str] = []
+        worst: tuple[float, str] | None = None
+        for query, baseline in queries:
+            window = memory.windows.setdefault(query, SlidingWindow(drift.window_seconds, len(baseline.proportions)))
+            for pod in set(window.replicas()) - live_pods:
+                window.forget(pod)
+            for probe in probes:
+                buckets = probe.histograms.get(query)
+                if buckets is None or isinstance(buckets, MetricsError):
+                    if isinstance(buckets, MetricsError):
+                        problems.append(f"{probe.pod}: {buckets}")
+                    continue
+                counts = rebucket(buckets, baseline.bounds)
+                if isinstance(counts, HistogramError):
+                    problems.append(f"{probe.pod}: {counts}")
+                    continue
+                window.observe(probe.pod, timestamp, counts)
+            window.prune(timestamp)
+            result = evaluate(baseline, window, drift.method, drift.threshold, drift.min_samples,
+                              memory.drifted.get(query, False))
+            memory.drifted[query] = result.drifted
+            entry: dict[str, Any] = {"name": query.name, "samples": int(result.samples), "drifted": result.drifted}
+            if query.labels:
+                entry["labels"] = dict(query.labels)
+            if result.score is not None:
+                entry["score"] = round(result.score, 4)
+                metrics.DRIFT_SCORE.labels(namespace=loop.key[0], name=loop.key[1], metric=str(query)).set(result.score)
+            per_metric.append(entry)
+            if result.drifted and (worst is None or (result.score or 0) > worst[0]):
+                worst = (result.score or 0.0, f"{query}: {result.reason} ({int(result.samples)} samples)")
+        drifted = any(memory.drifted.values())
+        scores = [m["score"] for m in per_metric if "score" in m]
+        status: dict[str, Any] = {
+            "method": drift.method,
+            "threshold": drift.threshold,
+            "windowSeconds": drift.window_seconds,
+            "samples": min((m["samples"] for m in per_metric), default=0),
+            "lastEvaluated": now,
+            "drifted": drifted,
+            "metrics": per_metric,
+        }
+        if scores:
+            status["score"] = max(scores)
+        if drifted and worst is not None:
+            message = f"data drift on {worst[1]}"
+        elif per_metric:
+            message = "; ".join(
+                f"{m['name']}: {drift.method} {m.get('score', 'n/a')} over {m['samples']} samples" for m in per_metric
+            )
+        else:
+            message = "no drift metrics"
+        if problems:
+            message += f" (scrape problems: {'; '.join(problems[:3])})"
+        return DataDriftReport(status=status, drifted=drifted, message=message)
+
+    @staticmethod
+    def _record_metrics(key: Key, probes: list[ReplicaProbe], report: HealthReport, seconds: float) -> None:
+        for probe in probes:
+            outcome = "healthy" if probe.healthy else ("error" if probe.error else "unhealthy")
+            metrics.PROBES.labels(outcome=outcome).inc()
+            metrics.PROBE_SECONDS.observe(probe.latency_ms / 1000)
+        metrics.PROBE_CYCLE_SECONDS.observe(seconds)
+        metrics.HEALTHY_REPLICAS.labels(namespace=key[0], name=key[1]).set(sum(1 for r in report.replicas if r.healthy))
+        metrics.PROBED_REPLICAS.labels(namespace=key[0], name=key[1]).set(len(report.replicas))
+

@@ -1,0 +1,68 @@
+"""Faults a replica can be told to show, so tests can watch the operator cope with them.
+
+A fault is given as text, as a test or the sandbox farm would write it:
+
+- ``ok``: behave.
+- ``unhealthy``: health and readiness endpoints (and inference) answer 503.
+- ``hang``: every request is accepted and never answered, until the fault changes
+  or the replica is removed (a wedged process).
+- ``garbage``: every request gets 200 with a body that is neither JSON nor
+  Prometheus text (a proxy or a broken runtime answering for the model).
+- ``crash``: the connection is closed without any answer (a process dying mid-request).
+- ``slow=<seconds>``: answers normally after a delay.
+- ``version=<v>``: claims to serve version ``v`` instead of the configured one
+  (a replica that lies about, or was rolled back to, another version).
+
+``version=`` and ``slow=`` combine with one of the others, separated by commas,
+e.g. ``unhealthy,version=2``. Setting ``ok`` clears everything.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, cast, get_args
+
+Mode = Literal["ok", "unhealthy", "hang", "garbage", "crash"]
+MODES: tuple[str, ...] = get_args(Mode)
+
+
+@dataclass(frozen=True)
+class Faults:
+    mode: Mode = "ok"
+    version: str | None = None
+    delay: float = 0.0
+
+    def __str__(self) -> str:
+        parts: list[str] = [] if self.mode == "ok" and (self.version or self.delay) else [self.mode]
+        if self.version is not None:
+            parts.append(f"version={self.version}")
+        if self.delay:
+            parts.append(f"slow={self.delay:g}")
+        return ",".join(parts)
+
+
+def parse_faults(text: str) -> Faults:
+    """Read a fault description; raise ValueError naming the part that is wrong."""
+    mode: Mode = "ok"
+    version: str | None = None
+    delay = 0.0
+    for raw in text.split(","):
+        part = raw.strip()
+        key, sep, value = part.partition("=")
+        if sep and key == "version" and value:
+            version = value
+        elif sep and key == "slow":
+            try:
+                delay = float(value)
+            except ValueError:
+                raise ValueError(f"slow= needs seconds, got {value!r}") from None
+            if not math.isfinite(delay) or delay < 0:
+                raise ValueError(f"slow= needs a non-negative number of seconds, got {value!r}")
+        elif not sep and part in MODES:
+            if mode != "ok" and part != mode:
+                raise ValueError(f"faults {mode!r} and {part!r} exclude each other")
+            mode = cast(Mode, part)
+        else:
+            raise ValueError(f"unknown fault {part!r}: use one of {', '.join(MODES)}, slow=<s>, version=<v>")
+    return Faults(mode=mode, version=version, delay=delay)

@@ -1,0 +1,348 @@
+"""Probe many replicas concurrently without letting any one of them slow the rest down.
+
+Isolation is what matters here: a reconcile cycle waits for every replica, so
+one wedged pod must cost the cycle at most its own timeout. Three bounds
+enforce that: each HTTP request has the spec's timeout; each replica's whole
+probe has a deadline (a server that trickles one byte per second never trips a
+read timeout, so httpx alone cannot stop it); and a replica's health requests
+and its metrics scrape run side by side, so two hanging ports cost one timeout,
+not two. A global semaphore bounds how many replicas are probed at once, so a
+deployment of thousands does not open thousands of sockets in one burst, and a
+replica's deadline only starts once it holds a slot. Connections are pooled
+per replica and closed after its probe (see `transport` for why).
+
+Bodies are read up to a size limit: a replica is untrusted and must not be
+able to make the operator buffer gigabytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import httpx
+
+from modeldeploy.probing.metrics import Buckets, MetricQuery, MetricsError, histogram_buckets, parse_families
+from modeldeploy.probing.protocols import (
+    ProbeFailed,
+    ProbeFlow,
+    ProbeRequest,
+    ProbeResponse,
+    ReplicaHealth,
+    abandon_flow,
+    probe_flow,
+)
+from modeldeploy.probing.targets import ProbeTarget
+from modeldeploy.probing.transport import Origin, OriginPoolTransport
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONCURRENCY = 256
+DEFAULT_TIMEOUT = 2.0
+MAX_BODY_BYTES = 1 << 20
+MAX_METRICS_BYTES = 8 << 20
+_JSON_ACCEPT = "application/json"
+# Ask for the classic text format; OpenMetrics is parsed too when a runtime insists.
+_METRICS_ACCEPT = "text/plain;version=0.0.4;q=1.0,application/openmetrics-text;q=0.5,*/*;q=0.1"
+
+
+@dataclass(frozen=True)
+class ReplicaProbe:
+    pod: str
+    ip: str
+    live: bool | None
+    ready: bool | None
+    model_ready: bool | None
+    served_version: str | None
+    # True/False when there is evidence the expected version is/is not served.
+    version_matches: bool | None
+    # Wall time of this replica's whole probe (health requests and scrape).
+    latency_ms: float
+    error: str | None
+    histograms: Mapping[MetricQuery, Buckets | MetricsError] = field(default_factory=dict)
+    metrics_error: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return bool(self.live and self.ready and self.model_ready) and self.error is None
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+class Prober:
+    """Owns the HTTP client and the concurrency bound; create one per operator and share it."""
+
+    def __init__(
+        self,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        max_metrics_bytes: int = MAX_METRICS_BYTES,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.timeout = timeout
+        self.max_body_bytes = max_body_bytes
+        self.max_metrics_bytes = max_metrics_bytes
+        self._semaphore = asyncio.Semaphore(concurrency)
+        # Without an injected transport (tests inject one), each replica gets a
+        # pool of its own for the length of its probe; see `transport`.
+        self._pools = OriginPoolTransport() if transport is None else None
+        self._client = httpx.AsyncClient(
+            transport=self._pools if transport is None else transport,
+            timeout=timeout,
+            # Never a proxy from the environment, never a redirect: requests go
+            # to the pod IP the target names and nowhere else.
+            trust_env=False,
+            follow_redirects=False,
+            headers={"User-Agent": "modeldeploy-prober"},
+        )
+
+    async def __aenter__(self) -> Prober:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def probe_replicas(
+        self,
+        targets: Sequence[ProbeTarget],
+        *,
+        request_timeout: float | None = None,
+        deadline: float | None = None,
+        metrics: Sequence[MetricQuery] = (),
+    ) -> list[ReplicaProbe]:
+        """Probe every target; results come back in the targets' order, one per target.
+
+        `request_timeout` bounds each request (default: the prober's). `deadline` bounds
+        one replica's whole probe (default: twice the timeout, so a replica slow
+        on one call still reports). `metrics` names histograms to scrape from
+        each target's metrics endpoint; targets without one skip the scrape.
+        """
+        timeout_s = self.timeout if request_timeout is None else request_timeout
+        replica_deadline = 2 * timeout_s if deadline is None else deadline
+        return list(
+            await asyncio.gather(
+                *(self._probe_guarded(t, timeout_s, replica_deadline, tuple(metrics)) for t in targets)
+            )
+        )
+
+    async def _probe_guarded(
+        self, target: ProbeTarget, request_timeout: float, deadline: float, queries: tuple[MetricQuery, ...]
+    ) -> ReplicaProbe:
+        async with self._semaphore, self._lease(target):
+            started = time.perf_counter()
+            try:
+                return await self._probe(target, request_timeout, deadline, queries, started)
+            except Exception as exc:
+                # A bug in reading one replica's answers must not lose the whole cycle.
+                log.exception("probing %s (%s) failed", target.pod, target.ip)
+                return ReplicaProbe(
+                    pod=target.pod,
+                    ip=target.ip,
+                    live=None,
+                    ready=None,
+                    model_ready=None,
+                    served_version=None,
+                    version_matches=None,
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                    error=f"internal error while probing: {type(exc).__name__}",
+                )
+
+    def _lease(self, target: ProbeTarget) -> AbstractAsyncContextManager[None]:
+        if self._pools is None:
+            return nullcontext()
+        origins: list[Origin] = []
+        for port in {target.port, target.metrics_port}:
+            if port is not None:
+                url = httpx.URL(f"http://{target.host}:{port}/")
+                origins.append((url.scheme, url.host, port))
+        return self._pools.lease(origins)
+
+    async def _probe(
+        self,
+        target: ProbeTarget,
+        request_timeout: float,
+        deadline: float,
+        queries: tuple[MetricQuery, ...],
+        started: float,
+    ) -> ReplicaProbe:
+        flow = probe_flow(target)
+        health_task = asyncio.ensure_future(self._drive(flow, target, request_timeout))
+        scrape_task = (
+            asyncio.ensure_future(self._scrape(target, queries, request_timeout))
+            if queries and target.metrics_port is not None
+            else None
+        )
+        tasks = [t for t in (health_task, scrape_task) if t is not None]
+        late = f"deadline of {_duration(deadline)} exceeded"
+        try:
+            async with asyncio.timeout(deadline):
+                await asyncio.gather(*tasks)
+        except TimeoutError:
+            # gather was cancelled and took its unfinished tasks with it.
+            pass
+        finally:
+            for task in tasks:
+                task.cancel()
+
+        if health_task.done() and not health_task.cancelled():
+            health = health_task.result()
+        else:
+            health = abandon_flow(flow, late)
+        histograms: dict[MetricQuery, Buckets | MetricsError] = {}
+        metrics_error: str | None = None
+        if scrape_task is not None:
+            if scrape_task.done() and not scrape_task.cancelled():
+                histograms, metrics_error = scrape_task.result()
+            else:
+                metrics_error = late
+                histograms = dict.fromkeys(queries, MetricsError(late))
+        elif queries:
+            metrics_error = "no metrics port configured"
+        return ReplicaProbe(
+            pod=target.pod,
+            ip=target.ip,
+            live=health.live,
+            ready=health.ready,
+            model_ready=health.model_ready,
+            served_version=health.served_version,
+            version_matches=health.version_matches,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            error=health.error,
+            histograms=histograms,
+            metrics_error=metrics_error,
+        )
+
+    async def _drive(self, flow: ProbeFlow, target: ProbeTarget, request_timeout: float) -> ReplicaHealth:
+        step = _start(flow)
+        while isinstance(step, ProbeRequest):
+            try:
+                response, _ = await self._get(target, target.url(step.path), step.path, request_timeout, _JSON_ACCEPT)
+            except ProbeFailed as failure:
+                step = _throw(flow, failure)
+            else:
+                step = _send(flow, response)
+        return step
+
+    async def _scrape(
+        self, target: ProbeTarget, queries: tuple[MetricQuery, ...], request_timeout: float
+    ) -> tuple[dict[MetricQuery, Buckets | MetricsError], str | None]:
+        url = target.metrics_url()
+        assert url is not None  # checked by the caller
+        path = target.metrics_path
+        try:
+            response, content_type = await self._get(
+                target, url, path, request_timeout, _METRICS_ACCEPT, limit=self.max_metrics_bytes
+            )
+        except ProbeFailed as failure:
+            return dict.fromkeys(queries, MetricsError(failure.message)), failure.message
+        if not response.ok:
+            message = f"HTTP {response.status} on {path}"
+            return dict.fromkeys(queries, MetricsError(message)), message
+        families = parse_families(response.body.decode("utf-8", errors="replace"), content_type)
+        if isinstance(families, MetricsError):
+            return dict.fromkeys(queries, families), families.message
+        return {q: histogram_buckets(families, q) for q in queries}, None
+
+    async def _get(
+        self,
+        target: ProbeTarget,
+        url: str,
+        path: str,
+        request_timeout: float,
+        accept: str,
+        *,
+        limit: int | None = None,
+    ) -> tuple[ProbeResponse, str]:
+        limit = self.max_body_bytes if limit is None else limit
+        try:
+            async with self._client.stream("GET", url, timeout=request_timeout, headers={"Accept": accept}) as response:
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > limit:
+                        raise ProbeFailed(f"response from {path} is larger than {limit} bytes")
+                return ProbeResponse(response.status_code, bytes(body)), response.headers.get("content-type", "")
+        except httpx.TimeoutException:
+            raise ProbeFailed(f"timeout after {_duration(request_timeout)} on {path}") from None
+        except httpx.ConnectError as exc:
+            raise ProbeFailed(f"cannot connect to {target.host}:{_port_of(url)}: {_connect_reason(exc)}") from None
+        except httpx.RemoteProtocolError as exc:
+            if "without sending" in str(exc) or "disconnected" in str(exc).lower():
+                raise ProbeFailed(f"connection closed without a response on {path}") from None
+            raise ProbeFailed(f"malformed HTTP response on {path}") from None
+        except httpx.HTTPError as exc:
+            raise ProbeFailed(f"{type(exc).__name__} on {path}") from None
+
+
+def _connect_reason(exc: BaseException) -> str:
+    """The OS's reason behind httpx's wrapping ("All connection attempts failed" says nothing)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror.lower()
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc)
+    return "connection refused" if "refused" in text.lower() else text or type(exc).__name__
+
+
+def _port_of(url: str) -> str:
+    return url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1]
+
+
+# A coroutine may not let StopIteration escape (it would become RuntimeError),
+# so the generator protocol is unwrapped here.
+def _start(flow: ProbeFlow) -> ProbeRequest | ReplicaHealth:
+    try:
+        return next(flow)
+    except StopIteration as done:
+        result: ReplicaHealth = done.value
+        return result
+
+
+def _send(flow: ProbeFlow, response: ProbeResponse) -> ProbeRequest | ReplicaHealth:
+    try:
+        return flow.send(response)
+    except StopIteration as done:
+        result: ReplicaHealth = done.value
+        return result
+
+
+def _throw(flow: ProbeFlow, failure: ProbeFailed) -> ProbeRequest | ReplicaHealth:
+    try:
+        return flow.throw(failure)
+    except StopIteration as done:
+        result: ReplicaHealth = done.value
+        return result
+
+
+async def probe_replicas(
+    targets: Sequence[ProbeTarget],
+    *,
+    prober: Prober | None = None,
+    request_timeout: float = DEFAULT_TIMEOUT,
+    deadline: float | None = None,
+    metrics: Sequence[MetricQuery] = (),
+) -> list[ReplicaProbe]:
+    """Probe with a shared `prober` if given, else with a temporary one closed afterwards."""
+    if prober is not None:
+        return await prober.probe_replicas(targets, request_timeout=request_timeout, deadline=deadline, metrics=metrics)
+    async with Prober(timeout=request_timeout) as own:
+        return await own.probe_replicas(targets, deadline=deadline, metrics=metrics)

@@ -1,0 +1,191 @@
+"""The prober's I/O with httpx.MockTransport: error strings, deadlines, isolation, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable
+
+import httpx
+import pytest
+
+from modeldeploy.probing.metrics import MetricQuery, MetricsError
+from modeldeploy.probing.prober import Prober, ReplicaProbe, probe_replicas
+from modeldeploy.probing.targets import ProbeTarget
+
+METRICS = b'm_bucket{le="1"} 2\nm_bucket{le="+Inf"} 5\n'
+QUERY = MetricQuery.of("m")
+Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
+
+
+def healthy_response(request: httpx.Request) -> httpx.Response:
+    path = request.url.path
+    if path == "/metrics":
+        return httpx.Response(200, content=METRICS, headers={"content-type": "text/plain; version=0.0.4"})
+    if path == "/v2/models/iris":
+        return httpx.Response(200, json={"name": "iris", "versions": ["1"]})
+    return httpx.Response(200, json={})
+
+
+async def healthy(request: httpx.Request) -> httpx.Response:
+    return healthy_response(request)
+
+
+def target(i: int = 1, metrics: bool = True) -> ProbeTarget:
+    return ProbeTarget(
+        pod=f"pod-{i}",
+        ip=f"10.1.0.{i}",
+        port=8080,
+        model_name="iris",
+        expected_version="1",
+        metrics_port=8080 if metrics else None,
+    )
+
+
+def by_host(handlers: dict[str, Handler], default: Handler = healthy) -> httpx.MockTransport:
+    async def route(request: httpx.Request) -> httpx.Response:
+        return await handlers.get(request.url.host, default)(request)
+
+    return httpx.MockTransport(route)
+
+
+async def probe(transport: httpx.MockTransport, targets: list[ProbeTarget], **kw: object) -> list[ReplicaProbe]:
+    async with Prober(transport=transport, timeout=2.0) as prober:
+        return await prober.probe_replicas(targets, metrics=[QUERY], **kw)  # type: ignore[arg-type]
+
+
+async def test_healthy_replica_with_histograms() -> None:
+    [result] = await probe(by_host({}), [target()])
+    assert result.healthy
+    assert (result.pod, result.ip, result.served_version, result.version_matches) == ("pod-1", "10.1.0.1", "1", True)
+    assert result.error is None
+    assert result.metrics_error is None
+    assert result.histograms[QUERY] == {1.0: 2.0, math.inf: 5.0}
+    assert result.latency_ms >= 0
+
+
+@pytest.mark.parametrize(
+    ("exc", "message"),
+    [
+        (httpx.ReadTimeout("slow"), "timeout after 2s on /v2/health/live"),
+        (httpx.ConnectError("[Errno 111] Connection refused"), "cannot connect to 10.1.0.1:8080: connection refused"),
+        (
+            httpx.RemoteProtocolError("Server disconnected without sending a response."),
+            "connection closed without a response on /v2/health/live",
+        ),
+        (httpx.RemoteProtocolError("illegal header"), "malformed HTTP response on /v2/health/live"),
+    ],
+)
+async def test_transport_errors_become_short_messages(exc: Exception, message: str) -> None:
+    async def fail(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    [result] = await probe(by_host({"10.1.0.1": fail}), [target(metrics=False)])
+    assert result.error == message
+    assert result.live is None
+    assert not result.healthy
+
+
+async def test_http_and_body_errors_are_the_replicas_own() -> None:
+    async def garbage(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"\x00\xffnot json")
+
+    async def unhealthy(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v2/health/ready":
+            return httpx.Response(503)
+        return healthy_response(request)
+
+    results = await probe(by_host({"10.1.0.1": garbage, "10.1.0.2": unhealthy}), [target(1), target(2), target(3)])
+    assert results[0].error == "malformed JSON from /v2/models/iris"
+    assert results[0].metrics_error is not None
+    assert results[0].metrics_error.startswith("malformed metrics text")
+    assert isinstance(results[0].histograms[QUERY], MetricsError)
+    assert (results[1].ready, results[1].error) == (False, "HTTP 503 on /v2/health/ready")
+    assert results[2].healthy
+
+
+async def test_oversized_body_is_refused() -> None:
+    async def huge(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"x" * 5000)
+
+    async with Prober(transport=by_host({"10.1.0.1": huge}), max_body_bytes=1000) as prober:
+        [result] = await prober.probe_replicas([target(metrics=False)])
+    assert result.error == "response from /v2/health/live is larger than 1000 bytes"
+
+
+async def test_deadline_cuts_a_slow_replica_and_keeps_partial_results() -> None:
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.2)
+        return healthy_response(request)
+
+    started = time.perf_counter()
+    [result] = await probe(by_host({"10.1.0.1": slow}), [target()], deadline=0.5)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 1.0
+    assert result.error == "deadline of 0.5s exceeded"
+    # live and ready answered within 0.4 s, the model check did not
+    assert (result.live, result.ready, result.model_ready) == (True, True, None)
+    # the scrape finished in 0.2 s, before the deadline
+    assert result.metrics_error is None
+    assert result.histograms[QUERY] == {1.0: 2.0, math.inf: 5.0}
+
+
+async def test_one_hanging_replica_delays_only_itself() -> None:
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(30)
+        raise AssertionError("unreachable")
+
+    targets = [target(i) for i in range(1, 22)]
+    started = time.perf_counter()
+    results = await probe(by_host({"10.1.0.1": hang}), targets, deadline=0.5)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 1.5
+    assert results[0].error == "deadline of 0.5s exceeded"
+    assert results[0].metrics_error == "deadline of 0.5s exceeded"
+    assert [r.pod for r in results] == [t.pod for t in targets]
+    assert all(r.healthy for r in results[1:])
+
+
+async def test_semaphore_bounds_replicas_in_flight() -> None:
+    in_flight: set[str] = set()
+    peak = 0
+
+    async def track(request: httpx.Request) -> httpx.Response:
+        nonlocal peak
+        in_flight.add(request.url.host)
+        peak = max(peak, len(in_flight))
+        await asyncio.sleep(0.01)
+        if request.url.path == "/v2/models/iris":
+            in_flight.discard(request.url.host)
+        return healthy_response(request)
+
+    async with Prober(transport=httpx.MockTransport(track), concurrency=3) as prober:
+        results = await prober.probe_replicas([target(i, metrics=False) for i in range(1, 11)])
+    assert all(r.healthy for r in results)
+    assert peak == 3
+
+
+async def test_queries_without_metrics_port_say_so() -> None:
+    [result] = await probe(by_host({}), [target(metrics=False)])
+    assert result.metrics_error == "no metrics port configured"
+    assert result.histograms == {}
+
+
+async def test_requests_go_only_to_the_pod_ip_and_port() -> None:
+    seen: set[tuple[str, int | None]] = set()
+
+    async def record(request: httpx.Request) -> httpx.Response:
+        seen.add((request.url.host, request.url.port))
+        return httpx.Response(302, headers={"location": "http://169.254.169.254/latest"})
+
+    [result] = await probe(httpx.MockTransport(record), [target(metrics=False)])
+    assert seen == {("10.1.0.1", 8080)}  # the redirect was not followed
+    assert result.error == "HTTP 302 on /v2/health/live"
+
+
+async def test_module_level_entry_point_with_shared_prober() -> None:
+    async with Prober(transport=by_host({})) as prober:
+        results = await probe_replicas([target(1), target(2)], prober=prober, metrics=[QUERY])
+    assert [r.healthy for r in results] == [True, True]
+    assert [r.served_version for r in results] == ["1", "1"]

@@ -1,0 +1,106 @@
+"""The prober against real model server replicas on loopback addresses, faults included."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from modeldeploy.modelserver.multi import MultiReplicaServer
+from modeldeploy.modelserver.replica import ReplicaConfig
+from modeldeploy.probing.metrics import MetricQuery
+from modeldeploy.probing.prober import Prober
+from modeldeploy.probing.targets import ProbeTarget
+
+TIMEOUT = 1.0
+FEATURE = MetricQuery.of("modelserver_feature_value", {"feature": "petal_width"})
+
+
+@pytest.fixture
+async def farm() -> AsyncIterator[MultiReplicaServer]:
+    async with MultiReplicaServer() as server:
+        yield server
+
+
+async def start(farm: MultiReplicaServer, subnet: int, faults: list[str]) -> list[ProbeTarget]:
+    targets = []
+    for i, fault in enumerate(faults, start=1):
+        ip = f"127.0.{subnet}.{i}"
+        port = await farm.add(ip, 0, ReplicaConfig("iris", "1", fault))
+        targets.append(
+            ProbeTarget(
+                pod=f"{fault}-{i}", ip=ip, port=port, model_name="iris", expected_version="1", metrics_port=port
+            )
+        )
+    return targets
+
+
+async def test_faulty_replicas_are_each_reported_and_bounded(farm: MultiReplicaServer) -> None:
+    faults = ["ok", "hang", "garbage", "version=2", "crash", "unhealthy"]
+    targets = await start(farm, 61, faults)
+    async with Prober(timeout=TIMEOUT) as prober:
+        started = time.perf_counter()
+        results = await prober.probe_replicas(targets, metrics=[FEATURE])
+        elapsed = time.perf_counter() - started
+    by_fault = dict(zip(faults, results, strict=True))
+
+    assert elapsed < TIMEOUT + 1.5
+
+    ok = by_fault["ok"]
+    assert ok.healthy
+    assert ok.served_version == "1"
+    assert ok.version_matches is True
+    assert ok.histograms[FEATURE][math.inf] == 0  # type: ignore[index]
+
+    hang = by_fault["hang"]
+    assert hang.error == "timeout after 1s on /v2/health/live"
+    assert hang.metrics_error == "timeout after 1s on /metrics"
+    assert hang.live is None
+
+    garbage = by_fault["garbage"]
+    assert garbage.error == "malformed JSON from /v2/models/iris"
+    assert garbage.metrics_error is not None
+    assert garbage.metrics_error.startswith("malformed metrics text")
+
+    lying = by_fault["version=2"]
+    assert lying.error is None
+    assert lying.live
+    assert lying.ready
+    assert lying.model_ready
+    assert (lying.served_version, lying.version_matches) == ("2", False)
+
+    crash = by_fault["crash"]
+    assert crash.error == "connection closed without a response on /v2/health/live"
+
+    unhealthy = by_fault["unhealthy"]
+    assert (unhealthy.live, unhealthy.ready, unhealthy.model_ready) == (False, False, False)
+    assert unhealthy.error == "HTTP 503 on /v2/health/live"
+    assert unhealthy.metrics_error is None  # metrics still served
+
+
+async def test_one_hanging_among_twenty_healthy_costs_one_timeout(farm: MultiReplicaServer) -> None:
+    targets = await start(farm, 62, ["hang"] + ["ok"] * 20)
+    async with Prober(timeout=TIMEOUT) as prober:
+        started = time.perf_counter()
+        results = await prober.probe_replicas(targets, metrics=[FEATURE])
+        elapsed = time.perf_counter() - started
+    assert elapsed < TIMEOUT + 1.5
+    assert results[0].error == "timeout after 1s on /v2/health/live"
+    assert all(r.healthy and r.metrics_error is None for r in results[1:])
+    # a healthy replica is not held up by the hanging one
+    assert max(r.latency_ms for r in results[1:]) < TIMEOUT * 1000
+
+
+async def test_removed_replica_refuses_and_fault_changes_apply_at_once(farm: MultiReplicaServer) -> None:
+    [a, b] = await start(farm, 63, ["ok", "ok"])
+    await farm.remove(a.ip, a.port)
+    farm.set_fault(b.ip, b.port, "unhealthy")
+    async with Prober(timeout=TIMEOUT) as prober:
+        gone, sick = await prober.probe_replicas([a, b])
+        farm.set_fault(b.ip, b.port, "ok")
+        [well] = await prober.probe_replicas([b])
+    assert gone.error == f"cannot connect to {a.ip}:{a.port}: connection refused"
+    assert sick.ready is False
+    assert well.healthy
