@@ -195,9 +195,7 @@ class ProbeManager:
         self._record_metrics(loop.key, probes, report, time.perf_counter() - started)
         self.on_result(loop.key)
 
-    def _remember(
-        self, loop: LoopState, probe: ReplicaProbe, threshold: int, expected: str, now: str
-    ) -> ReplicaReport:
+    def _remember(self, loop: LoopState, probe: ReplicaProbe, threshold: int, expected: str, now: str) -> ReplicaReport:
         memory = loop.replicas.setdefault(probe.pod, ReplicaMemory())
         if probe.healthy:
             memory.failures = 0
@@ -260,10 +258,11 @@ class ProbeManager:
                     continue
                 window.observe(probe.pod, timestamp, counts)
             window.prune(timestamp)
-            result = evaluate(baseline, window, drift.method, drift.threshold, drift.min_samples,
-                              memory.drifted.get(query, False))
+            result = evaluate(
+                baseline, window, drift.method, drift.threshold, drift.min_samples, memory.drifted.get(query, False)
+            )
             memory.drifted[query] = result.drifted
-            entry: dict[str, Any] = {"name": query.name, "samples": int(result.samples), "drifted": result.drifted}
+            entry: dict[str, Any] = {"name": query.name, "samples": int(result.samples)}
             if query.labels:
                 entry["labels"] = dict(query.labels)
             if result.score is not None:
@@ -306,4 +305,3 @@ class ProbeManager:
         metrics.PROBE_CYCLE_SECONDS.observe(seconds)
         metrics.HEALTHY_REPLICAS.labels(namespace=key[0], name=key[1]).set(sum(1 for r in report.replicas if r.healthy))
         metrics.PROBED_REPLICAS.labels(namespace=key[0], name=key[1]).set(len(report.replicas))
-

@@ -1,0 +1,191 @@
+"""Probing on the sandbox: the replica farm answers for every pod, the operator judges them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from modeldeploy.sandbox.traffic import iris_rows, send_rows
+from tests.conftest import Kubectl, OperatorProcess, condition, get_json, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("operator")]
+
+INTERVAL = 2
+FAULT = "farm.modeldeploy.io/fault"
+PETAL_LENGTH_BASELINE = {
+    "bounds": [1, 2, 3, 4, 5, 6, 7],
+    "proportions": [0.007, 0.326, 0.007, 0.087, 0.287, 0.22, 0.066, 0.0],
+}
+
+
+def manifest(replicas: int = 3, **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": {"name": "iris", "version": "1.0.0"},
+        "runtime": {"image": "ghcr.io/modeldeploy/modeldeploy:0.1.0"},
+        "replicas": replicas,
+        "probing": {"intervalSeconds": INTERVAL, "timeoutSeconds": 1, "failureThreshold": 1},
+    }
+    body.update(spec)
+    return {
+        "apiVersion": "modeldeploy.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "iris"},
+        "spec": body,
+    }
+
+
+def create_ready(kubectl: Kubectl, doc: dict[str, Any]) -> dict[str, Any]:
+    kubectl("apply", "-f", "-", input=json.dumps(doc))
+    kubectl("wait", "--for=condition=Ready", "md/iris", "--timeout=90s")
+    return get_json(kubectl, "md", "iris")
+
+
+def pods(kubectl: Kubectl) -> list[dict[str, Any]]:
+    items = get_json(kubectl, "pods", "-l", "modeldeploy.io/name=iris")["items"]
+    return [p for p in items if p["status"].get("phase") == "Running"]  # type: ignore[union-attr]
+
+
+def conditions_of(kubectl: Kubectl) -> dict[str, dict[str, str]]:
+    md = get_json(kubectl, "md", "iris")
+    return {c["type"]: c for c in md["status"]["conditions"]}  # type: ignore[index, union-attr]
+
+
+def test_healthy_replicas_report_model_healthy(kubectl: Kubectl) -> None:
+    md = create_ready(kubectl, manifest())
+    health = md["status"]["health"]
+    assert health["healthyReplicas"] == 3
+    assert health["totalReplicas"] == 3
+    assert health["summary"] == "3/3"
+    assert condition(md, "ModelHealthy")["reason"] == "AllReplicasHealthy"
+    names = {p["metadata"]["name"] for p in pods(kubectl)}
+    assert {r["pod"] for r in health["replicas"]} == names
+    for replica in health["replicas"]:
+        assert replica["ip"].startswith("127.")
+        assert replica["servedVersion"] == "1.0.0"
+        assert replica["live"] and replica["ready"] and replica["modelReady"]  # noqa: PT018 - one replica's health
+    printed = kubectl("get", "md", "iris").stdout
+    assert "3/3" in printed.splitlines()[1]
+
+
+def test_an_unhealthy_replica_is_named_and_recovers(kubectl: Kubectl) -> None:
+    create_ready(kubectl, manifest())
+    victim = pods(kubectl)[0]["metadata"]["name"]
+    kubectl("annotate", "pod", victim, f"{FAULT}=unhealthy")
+    started = time.monotonic()
+    wait_for(
+        lambda: conditions_of(kubectl)["ModelHealthy"]["status"] == "False",
+        timeout=2 * INTERVAL + 2,
+        what="ModelHealthy False within two intervals",
+    )
+    took = time.monotonic() - started
+    model_healthy = conditions_of(kubectl)["ModelHealthy"]
+    assert model_healthy["reason"] == "ReplicasUnhealthy"
+    assert model_healthy["message"].startswith("1/3 replicas unhealthy: ")
+    assert victim in model_healthy["message"]
+    assert "503" in model_healthy["message"]
+    assert conditions_of(kubectl)["Ready"]["status"] == "False"
+    assert took <= 2 * INTERVAL + 2
+
+    kubectl("annotate", "pod", victim, f"{FAULT}-")
+    wait_for(lambda: conditions_of(kubectl)["Ready"]["status"] == "True", timeout=2 * INTERVAL + 2, what="recovery")
+    described = kubectl("describe", "md", "iris").stdout
+    assert "ModelUnhealthy" in described
+    assert "ModelRecovered" in described
+
+
+def test_a_replica_serving_another_version_is_version_drift(kubectl: Kubectl) -> None:
+    create_ready(kubectl, manifest())
+    liar = pods(kubectl)[1]["metadata"]["name"]
+    kubectl("annotate", "pod", liar, f"{FAULT}=version=0.9.0")
+    wait_for(lambda: conditions_of(kubectl)["Drifted"]["status"] == "True", timeout=2 * INTERVAL + 2, what="Drifted")
+    state = conditions_of(kubectl)
+    assert state["Drifted"]["reason"] == "VersionDrift"
+    assert liar in state["Drifted"]["message"]
+    assert "0.9.0" in state["Drifted"]["message"]
+    assert state["Ready"]["status"] == "False"
+    version = get_json(kubectl, "md", "iris")["status"]["drift"]["version"]  # type: ignore[index]
+    assert version == {"expected": "1.0.0", "mismatched": [{"pod": liar, "servedVersion": "0.9.0"}]}
+
+
+def _drift(kubectl: Kubectl) -> dict[str, Any]:
+    return dict(get_json(kubectl, "md", "iris")["status"].get("drift", {}).get("data", {}))  # type: ignore[union-attr]
+
+
+def test_shifted_traffic_is_data_drift_and_baseline_traffic_is_not(kubectl: Kubectl) -> None:
+    drift = {
+        "method": "psi",
+        "threshold": 0.2,
+        "minSamples": 300,
+        "windowSeconds": 600,
+        "metrics": [
+            {
+                "name": "modelserver_feature_value",
+                "labels": {"feature": "petal_length"},
+                "baseline": PETAL_LENGTH_BASELINE,
+            }
+        ],
+    }
+    create_ready(kubectl, manifest(drift=drift))
+    time.sleep(INTERVAL + 1)  # every replica has been scraped once: its reference point
+    addresses = [(p["status"]["podIP"], 8080) for p in pods(kubectl)]
+
+    assert asyncio.run(send_rows(addresses, "iris", iris_rows(900, seed=1))) == 900
+    wait_for(lambda: _drift(kubectl).get("samples", 0) >= 900, timeout=3 * INTERVAL + 2, what="900 samples counted")
+    calm = _drift(kubectl)
+    assert calm["score"] < 0.2, calm
+    assert conditions_of(kubectl)["Drifted"]["status"] == "False"
+
+    shifted = iris_rows(1200, shift=(0.0, 0.0, 2.0, 0.0), seed=2)
+    assert asyncio.run(send_rows(addresses, "iris", shifted)) == 1200
+    wait_for(lambda: conditions_of(kubectl)["Drifted"]["status"] == "True", timeout=3 * INTERVAL + 2, what="DataDrift")
+    state = conditions_of(kubectl)
+    data = _drift(kubectl)
+    assert state["Drifted"]["reason"] == "DataDrift"
+    assert data["score"] > 0.2
+    assert data["drifted"] is True
+    assert state["Ready"]["status"] == "True", "data drift alone does not make a model unready"
+    assert "DriftDetected" in kubectl("describe", "md", "iris").stdout
+    print(
+        f"\nPSI baseline-like traffic: {calm['score']} over {calm['samples']} samples; "
+        f"shifted petal length +2cm: {data['score']} over {data['samples']} samples"
+    )
+
+
+def _cycle_buckets(operator: OperatorProcess) -> dict[float, float]:
+    with urllib.request.urlopen(operator.metrics_url, timeout=5) as response:
+        text = response.read().decode()
+    for family in text_string_to_metric_families(text):
+        if family.name == "modeldeploy_probe_cycle_duration_seconds":
+            return {float(s.labels["le"]): s.value for s in family.samples if s.name.endswith("_bucket")}
+    return {}
+
+
+def test_a_hanging_replica_costs_the_round_at_most_its_timeout(kubectl: Kubectl, operator: OperatorProcess) -> None:
+    create_ready(kubectl, manifest(replicas=21))
+    hanging = pods(kubectl)[0]["metadata"]["name"]
+    before = _cycle_buckets(operator)
+    kubectl("annotate", "pod", hanging, f"{FAULT}=hang")
+    wait_for(
+        lambda: conditions_of(kubectl)["ModelHealthy"]["status"] == "False",
+        timeout=3 * INTERVAL + 3,
+        what="the hanging replica reported",
+    )
+    time.sleep(3 * INTERVAL)
+    message = conditions_of(kubectl)["ModelHealthy"]["message"]
+    assert message.startswith("1/21 replicas unhealthy")
+    assert hanging in message
+    assert "timeout" in message
+    after = _cycle_buckets(operator)
+    rounds = after[float("inf")] - before.get(float("inf"), 0)
+    within = after[2.5] - before.get(2.5, 0)  # per-replica deadline is 2 x the 1 s timeout
+    assert rounds >= 3
+    assert within == rounds, f"{rounds - within} of {rounds} probe rounds took longer than 2.5 s"
+    health = get_json(kubectl, "md", "iris")["status"]["health"]  # type: ignore[index]
+    assert health["healthyReplicas"] == 20  # type: ignore[index]
+    assert health["replicas"][0]["pod"] == hanging, "unhealthy replicas are listed first"  # type: ignore[index]
