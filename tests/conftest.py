@@ -166,8 +166,13 @@ def stop_operator(operator: OperatorProcess) -> None:
         operator.process.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def operator(sandbox: Sandbox, crd: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    """The operator with admin credentials over all namespaces, for one test module.
+
+    Module scope, not session: a module that runs its own operator (other credentials, other
+    namespaces) simply does not request this one, and no admin operator is alive to fight it.
+    """
     running = start_operator(sandbox.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
     yield running
     stop_operator(running)
