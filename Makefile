@@ -47,5 +47,11 @@ sandbox-down: $(STAMP)
 sandbox-status: $(STAMP)
 	$(BIN)/modeldeploy sandbox status
 
+demo: $(STAMP)
+	$(BIN)/modeldeploy demo up
+
+demo-down: $(STAMP)
+	$(BIN)/modeldeploy demo down
+
 clean: sandbox-down
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

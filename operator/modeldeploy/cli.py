@@ -41,6 +41,12 @@ def _run(args: argparse.Namespace) -> int:
     return run(OperatorSettings(**overrides))  # type: ignore[arg-type]
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from modeldeploy.demo import run
+
+    return run(args.action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modeldeploy", description="Ship ML models on Kubernetes.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("action", choices=["build", "up", "down", "status"])
     sandbox.add_argument("--nodes", type=int, default=3, help="kwok nodes to register (default 3)")
     sandbox.set_defaults(handler=_sandbox)
+    demo = commands.add_parser("demo", help="the guided demo on the sandbox (what `make demo` runs)")
+    demo.add_argument("action", nargs="?", choices=["up", "down"], default="up")
+    demo.set_defaults(handler=_demo)
     return parser
 
 

@@ -28,6 +28,9 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.enabled = False  # we post our own Events, deliberately
         settings.peering.standalone = True
+        # No cluster-wide watching of CRDs and Namespaces: the resources and namespaces we serve
+        # are fixed at start, and least-privilege RBAC (modeldeploy.rbac) grants neither.
+        settings.scanning.disabled = True
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.networking.error_backoffs = [1, 2, 5, 10]

@@ -8,6 +8,7 @@ and the demo:
 
     kubectl annotate pod <pod> farm.modeldeploy.io/fault=unhealthy   # or hang, garbage, crash, version=2
     kubectl annotate pod <pod> farm.modeldeploy.io/fault-            # back to healthy
+    kubectl annotate pod <pod> farm.modeldeploy.io/serve=false       # leave the pod's IP to another server
 
 It only ever binds loopback addresses: a pod IP outside 127.0.0.0/8 is ignored.
 """
@@ -27,6 +28,7 @@ from modeldeploy.modelserver.multi import MultiReplicaServer
 from modeldeploy.modelserver.replica import ReplicaConfig
 
 FAULT_ANNOTATION = "farm.modeldeploy.io/fault"
+SERVE_ANNOTATION = "farm.modeldeploy.io/serve"
 POD_SELECTOR = "app.kubernetes.io/managed-by=modeldeploy"
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 log = logging.getLogger("modeldeploy.farm")
@@ -47,6 +49,8 @@ def desired_replica(pod: Obj) -> tuple[ServedPod, str] | None:
     """(what to serve, fault) for a pod, or None when the pod should not be served."""
     metadata, spec, status = pod.get("metadata", {}), pod.get("spec", {}), pod.get("status", {})
     if metadata.get("deletionTimestamp") or status.get("phase") != "Running":
+        return None
+    if metadata.get("annotations", {}).get(SERVE_ANNOTATION) == "false":
         return None
     ip = status.get("podIP")
     if not ip or ipaddress.ip_address(ip) not in LOOPBACK:
