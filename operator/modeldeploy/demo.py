@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from modeldeploy.sandbox import build
 from modeldeploy.sandbox.cluster import Sandbox, kubectl_binary
@@ -210,7 +211,7 @@ class Demo:
         self.sandbox.down()
 
 
-def _yaml_documents(text: str) -> list[dict[str, object]]:
+def _yaml_documents(text: str) -> list[dict[str, Any]]:
     import yaml
 
     return [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]

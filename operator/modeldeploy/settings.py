@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class OperatorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MODELDEPLOY_", extra="ignore")
 
-    namespaces: list[str] = Field(default_factory=list, description="Namespaces to serve; empty means all.")
+    namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Namespaces to serve, comma-separated in the environment; empty means all."
+    )
     kubeconfig: str | None = Field(default=None, description="Kubeconfig path; in-cluster config when unset.")
     context: str | None = None
     workers: int = Field(default=4, ge=1, description="Concurrent reconciles.")
@@ -23,3 +27,11 @@ class OperatorSettings(BaseSettings):
         default=True,
         description="Look up imagePullSecrets before rolling out; skipped quietly without `get` on Secrets.",
     )
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split_namespaces(cls, value: object) -> object:
+        """`MODELDEPLOY_NAMESPACES=a,b` (the natural form in a Deployment's env) or a list."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
