@@ -9,6 +9,7 @@ on loopback. Every step prints what it does and how long it took.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -78,7 +79,9 @@ class Demo:
         return {}
 
     def pods(self, name: str) -> list[dict[str, object]]:
-        items = json.loads(self.kubectl("-n", NAMESPACE, "get", "pods", "-l", f"modeldeploy.io/name={name}", "-o", "json"))
+        items = json.loads(
+            self.kubectl("-n", NAMESPACE, "get", "pods", "-l", f"modeldeploy.io/name={name}", "-o", "json")
+        )
         return [p for p in items["items"] if p["status"].get("phase") == "Running"]
 
     # ---- the story ----------------------------------------------------------------------------
@@ -88,8 +91,16 @@ class Demo:
 
         self.step("Installing the Helm chart: CRD, least-privilege RBAC, operator Deployment")
         self.kubectl("create", "namespace", NAMESPACE, check=False)
-        self.helm("upgrade", "--install", RELEASE, str(ROOT / "charts" / "modeldeploy"), "--namespace",
-                  OPERATOR_NAMESPACE, "--create-namespace", "--wait=false")
+        self.helm(
+            "upgrade",
+            "--install",
+            RELEASE,
+            str(ROOT / "charts" / "modeldeploy"),
+            "--namespace",
+            OPERATOR_NAMESPACE,
+            "--create-namespace",
+            "--wait=false",
+        )
         self.say(self.helm("list", "-n", OPERATOR_NAMESPACE).strip().splitlines()[-1])
 
         self.step("Running the operator locally under the chart's ServiceAccount (kwok cannot run its pod)")
@@ -99,8 +110,16 @@ class Demo:
         for example in ("minimal.yaml", "full.yaml"):
             self.say(self.kubectl("-n", NAMESPACE, "apply", "-f", str(ROOT / "examples" / example)).strip())
         for name in ("iris", "iris-full"):  # demo pace: probe every 3 s, judge on one failed round
-            self.kubectl("-n", NAMESPACE, "patch", "md", name, "--type=merge", "-p",
-                         json.dumps({"spec": {"probing": {"intervalSeconds": 3, "timeoutSeconds": 1, "failureThreshold": 1}}}))
+            self.kubectl(
+                "-n",
+                NAMESPACE,
+                "patch",
+                "md",
+                name,
+                "--type=merge",
+                "-p",
+                json.dumps({"spec": {"probing": {"intervalSeconds": 3, "timeoutSeconds": 1, "failureThreshold": 1}}}),
+            )
         for name in ("iris", "iris-full"):
             self.wait(f"md/{name} Ready", lambda n=name: self.condition(n, "Ready").get("status") == "True")  # type: ignore[misc]
         print(self.kubectl("-n", NAMESPACE, "get", "md"), flush=True)
@@ -120,11 +139,15 @@ class Demo:
         sent = asyncio.run(send_rows(addresses, "iris", iris_rows(600, seed=11)))
         self.say(f"sent {sent} baseline-like rows to {len(addresses)} replicas")
         self.wait("600 samples evaluated", lambda: self.drift_samples("iris-full") >= 600, 30)
-        self.say(f"Drifted={self.condition('iris-full', 'Drifted').get('status')}: "
-                 f"{self.condition('iris-full', 'Drifted').get('message')}")
+        self.say(
+            f"Drifted={self.condition('iris-full', 'Drifted').get('status')}: "
+            f"{self.condition('iris-full', 'Drifted').get('message')}"
+        )
         sent = asyncio.run(send_rows(addresses, "iris", iris_rows(1200, shift=(0, 0, 2.0, 0), seed=12)))
         self.say(f"sent {sent} shifted rows")
-        self.wait("Drifted=True (DataDrift)", lambda: self.condition("iris-full", "Drifted").get("reason") == "DataDrift", 30)
+        self.wait(
+            "Drifted=True (DataDrift)", lambda: self.condition("iris-full", "Drifted").get("reason") == "DataDrift", 30
+        )
         drifted = self.condition("iris-full", "Drifted")
         self.say(f"Drifted={drifted['status']} {drifted['reason']}: {drifted['message']}")
         self.say(f"Ready stays {self.condition('iris-full', 'Ready').get('status')}: drift is news, not an outage")
@@ -143,8 +166,17 @@ class Demo:
         self.say(f"ModelHealthy: {self.condition('iris', 'ModelHealthy').get('message')}")
         self.kubectl("-n", NAMESPACE, "annotate", "pod", victim, f"{FAULT}-")
         self.wait("recovered, Ready=True", lambda: self.condition("iris", "Ready").get("status") == "True", 30)
-        print(self.kubectl("-n", NAMESPACE, "get", "events", "--field-selector=involvedObject.name=iris",
-                           "--sort-by=.lastTimestamp").strip()[-1200:], flush=True)
+        print(
+            self.kubectl(
+                "-n",
+                NAMESPACE,
+                "get",
+                "events",
+                "--field-selector=involvedObject.name=iris",
+                "--sort-by=.lastTimestamp",
+            ).strip()[-1200:],
+            flush=True,
+        )
 
     def healthy_summary(self, name: str) -> str:
         md = json.loads(self.kubectl("-n", NAMESPACE, "get", "md", name, "-o", "json"))
@@ -159,8 +191,15 @@ class Demo:
             return str(deployment["spec"]["template"]["spec"]["containers"][0]["image"])
 
         self.wait("the declared image restored", lambda: image() == "ghcr.io/modeldeploy/modeldeploy:0.1.0", 30)
-        events = self.kubectl("-n", NAMESPACE, "get", "events", "--field-selector=reason=ConfigDriftCorrected",
-                              "-o", "jsonpath={range .items[*]}{.message}{'\\n'}{end}")
+        events = self.kubectl(
+            "-n",
+            NAMESPACE,
+            "get",
+            "events",
+            "--field-selector=reason=ConfigDriftCorrected",
+            "-o",
+            "jsonpath={range .items[*]}{.message}{'\\n'}{end}",
+        )
         self.say(f"Warning ConfigDriftCorrected: {events.strip().splitlines()[-1]}")
 
     # ---- the operator under the chart's credentials -------------------------------------------
@@ -168,9 +207,7 @@ class Demo:
         self.stop_operator()
         manifest = self.helm("get", "manifest", RELEASE, "-n", OPERATOR_NAMESPACE)
         account = next(
-            doc["metadata"]["name"]
-            for doc in _yaml_documents(manifest)
-            if doc and doc.get("kind") == "ServiceAccount"
+            doc["metadata"]["name"] for doc in _yaml_documents(manifest) if doc and doc.get("kind") == "ServiceAccount"
         )
         token = self.kubectl("-n", OPERATOR_NAMESPACE, "create", "token", account, "--duration=2h").strip()
         config = json.loads(self.sandbox.kubeconfig.read_text())
@@ -182,32 +219,51 @@ class Demo:
         kubeconfig.chmod(0o600)
         log = open(self.sandbox.logs / "operator.log", "ab")  # noqa: SIM115 - handed to the child
         process = subprocess.Popen(
-            [sys.executable, "-m", "modeldeploy", "run", f"--kubeconfig={kubeconfig}", "--metrics-port=19090",
-             "--health-port=18081"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "modeldeploy",
+                "run",
+                f"--kubeconfig={kubeconfig}",
+                "--metrics-port=19090",
+                "--health-port=18081",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             env={**os.environ, "MODELDEPLOY_VERIFY_PULL_SECRETS": "false"},
         )
         log.close()
         self.pid_file.write_text(str(process.pid))
-        self.say(f"operator pid {process.pid} as system:serviceaccount:{OPERATOR_NAMESPACE}:{account}; "
-                 f"metrics on http://127.0.0.1:19090/metrics, log {self.sandbox.logs / 'operator.log'}")
+        self.say(
+            f"operator pid {process.pid} as system:serviceaccount:{OPERATOR_NAMESPACE}:{account}; "
+            f"metrics on http://127.0.0.1:19090/metrics, log {self.sandbox.logs / 'operator.log'}"
+        )
 
     def stop_operator(self) -> None:
         if not self.pid_file.exists():
             return
         pid = int(self.pid_file.read_text())
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         self.pid_file.unlink()
 
     def down(self) -> None:
         self.step("Stopping the operator, uninstalling the chart, stopping the sandbox")
         if self.sandbox.healthy():
             self.stop_operator()
-            subprocess.run([str(build.binary(build.HELM)), f"--kubeconfig={self.sandbox.kubeconfig}", "uninstall",
-                            RELEASE, "-n", OPERATOR_NAMESPACE], capture_output=True, timeout=120)
+            subprocess.run(
+                [
+                    str(build.binary(build.HELM)),
+                    f"--kubeconfig={self.sandbox.kubeconfig}",
+                    "uninstall",
+                    RELEASE,
+                    "-n",
+                    OPERATOR_NAMESPACE,
+                ],
+                capture_output=True,
+                timeout=120,
+            )
         self.sandbox.down()
 
 

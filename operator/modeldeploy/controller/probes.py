@@ -189,7 +189,10 @@ class ProbeManager:
         )
         self.state.health[loop.key] = report
         if spec.drift is not None:
-            self.state.data_drift[loop.key] = self._drift(loop, spec, probes, queries, now)
+            fresh = self._drift(loop, spec, probes, queries, now)
+            previous = self.state.data_drift.get(loop.key)
+            if previous is None or meaningfully_different(previous, fresh):
+                self.state.data_drift[loop.key] = fresh
         else:
             self.state.data_drift.pop(loop.key, None)
         self._record_metrics(loop.key, probes, report, time.perf_counter() - started)
@@ -241,6 +244,7 @@ class ProbeManager:
         live_pods = {p.pod for p in probes}
         per_metric: list[dict[str, Any]] = []
         problems: list[str] = []
+        judged = False  # whether any metric has minSamples in its window
         worst: tuple[float, str] | None = None
         for query, baseline in queries:
             window = memory.windows.setdefault(query, SlidingWindow(drift.window_seconds, len(baseline.proportions)))
@@ -262,6 +266,7 @@ class ProbeManager:
                 baseline, window, drift.method, drift.threshold, drift.min_samples, memory.drifted.get(query, False)
             )
             memory.drifted[query] = result.drifted
+            judged = judged or not result.insufficient_samples
             entry: dict[str, Any] = {"name": query.name, "samples": int(result.samples)}
             if query.labels:
                 entry["labels"] = dict(query.labels)
@@ -294,7 +299,9 @@ class ProbeManager:
             message = "no drift metrics"
         if problems:
             message += f" (scrape problems: {'; '.join(problems[:3])})"
-        return DataDriftReport(status=status, drifted=drifted, message=message)
+        if not judged and not drifted:
+            message = f"fewer than {drift.min_samples} samples in the window yet: {message}"
+        return DataDriftReport(status=status, drifted=drifted, message=message, insufficient=not judged)
 
     @staticmethod
     def _record_metrics(key: Key, probes: list[ReplicaProbe], report: HealthReport, seconds: float) -> None:
@@ -305,3 +312,25 @@ class ProbeManager:
         metrics.PROBE_CYCLE_SECONDS.observe(seconds)
         metrics.HEALTHY_REPLICAS.labels(namespace=key[0], name=key[1]).set(sum(1 for r in report.replicas if r.healthy))
         metrics.PROBED_REPLICAS.labels(namespace=key[0], name=key[1]).set(len(report.replicas))
+
+
+SCORE_CHANGE = 0.1  # relative change of a drift score worth a status write
+REFRESH_SECONDS = 300.0  # a drift verdict is re-stated at least this often under traffic
+
+
+def meaningfully_different(previous: DataDriftReport, fresh: DataDriftReport) -> bool:
+    """Whether the new drift result deserves a status write.
+
+    Under steady traffic the score and sample count move a little every round; writing each
+    wiggle would cost a write per ModelDeployment per interval. A change of verdict always
+    counts, a score that moved by more than 10% counts, and so does a stale statement.
+    """
+    if (previous.drifted, previous.insufficient) != (fresh.drifted, fresh.insufficient):
+        return True
+    old, new = previous.status.get("score"), fresh.status.get("score")
+    if (old is None) != (new is None):
+        return True
+    if old is not None and new is not None and abs(new - old) > SCORE_CHANGE * max(abs(old), 0.01):
+        return True
+    stated = datetime.strptime(str(previous.status.get("lastEvaluated")), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return (datetime.now(UTC) - stated).total_seconds() >= REFRESH_SECONDS

@@ -62,7 +62,8 @@ class WorkQueue(Generic[K]):
         """Requeue after a failure, backing off exponentially (with jitter) per key."""
         failures = self._failures.get(key, 0) + 1
         self._failures[key] = failures
-        delay: float = min(self._max_delay, self._base_delay * 2.0 ** (failures - 1)) * random.uniform(0.8, 1.2)
+        jittered = self._base_delay * 2.0 ** (failures - 1) * random.uniform(0.8, 1.2)
+        delay: float = min(self._max_delay, jittered)
         self.add_after(key, delay)
         return delay
 

@@ -34,7 +34,11 @@ _SUFFIX = {
     "Pi": Decimal(2**50),
     "Ei": Decimal(2**60),
 }
-_LIST_KEYS = ("name", "containerPort", "port", "type")
+_LIST_KEYS = ("name", "containerPort", "port")
+_EXPONENT = re.compile(r"^[eE][+-]?[0-9]+$")
+# Quantities are only normalised where Kubernetes stores quantities: container resources and
+# HPA metric targets. Elsewhere "1.10" and "1.1" are different strings (a version, say).
+_QUANTITY_PARENTS = frozenset({"requests", "limits", "target", "current"})
 
 
 def quantity(value: object) -> Decimal | None:
@@ -46,7 +50,7 @@ def quantity(value: object) -> Decimal | None:
         return None
     number, suffix = match.groups()
     try:
-        if suffix and suffix[0] in "eE":
+        if suffix and _EXPONENT.match(suffix):
             return Decimal(number + suffix)
         return Decimal(number) * _SUFFIX[suffix]
     except (InvalidOperation, KeyError):
@@ -57,29 +61,33 @@ def _empty(value: object) -> bool:
     return value is None or value == "" or value == {} or value == []
 
 
-def _scalar_equal(desired: object, live: object) -> bool:
+def _scalar_equal(desired: object, live: object, in_quantity: bool) -> bool:
     if desired == live:
         return True
-    if isinstance(desired, str) and isinstance(live, str):
-        left, right = quantity(desired), quantity(live)
+    if in_quantity and not isinstance(desired, bool) and isinstance(desired, str | int | float):
+        left, right = quantity(str(desired)), quantity(str(live))
         return left is not None and left == right
     return False
 
 
 def _list_key(items: Sequence[Any]) -> str | None:
+    """A field that names each item uniquely (containers by name, ports by number), if any."""
     for key in _LIST_KEYS:
         if items and all(isinstance(i, Mapping) and key in i for i in items):
-            return key
+            values = [i[key] for i in items]
+            if len(set(map(str, values))) == len(values):
+                return key
     return None
 
 
-def contains(live: object, desired: object) -> bool:
+def contains(live: object, desired: object, *, in_quantity: bool = False) -> bool:
     """True when every field of `desired` is present, with an equal value, in `live`."""
     if isinstance(desired, Mapping):
         if not isinstance(live, Mapping):
             return _empty(desired) and live is None
         return all(
-            (_empty(value) and _empty(live.get(key))) or (key in live and contains(live[key], value))
+            (_empty(value) and _empty(live.get(key)))
+            or (key in live and contains(live[key], value, in_quantity=in_quantity or key in _QUANTITY_PARENTS))
             for key, value in desired.items()
         )
     if isinstance(desired, list):
@@ -90,8 +98,10 @@ def contains(live: object, desired: object) -> bool:
             by_key = {item[key]: item for item in live}
             # items other managers added (an injected sidecar) are theirs, not a difference
             return all(item[key] in by_key and contains(by_key[item[key]], item) for item in desired)
-        return len(live) == len(desired) and all(contains(a, b) for a, b in zip(live, desired, strict=True))
-    return _scalar_equal(desired, live)
+        return len(live) == len(desired) and all(
+            contains(a, b, in_quantity=in_quantity) for a, b in zip(live, desired, strict=True)
+        )
+    return _scalar_equal(desired, live, in_quantity)
 
 
 def fingerprint(desired: Mapping[str, Any]) -> str:

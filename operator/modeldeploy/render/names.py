@@ -3,7 +3,9 @@
 A ModelDeployment name is a DNS subdomain (up to 253 characters, dots allowed), while a
 Service name must be a DNS-1035 label (63 characters, starts with a letter, no dots) and a
 label value is at most 63 characters. Long or awkward names are shortened with a hash of
-the full name, so two different ModelDeployments can never map to the same child.
+the full name. Two ModelDeployments map to the same child only if one name is crafted to
+equal the other's shortened form; the reconciler then finds a child controlled by someone
+else and reports ChildNameConflict (Stalled), so a clash is never merged or taken over.
 """
 
 from __future__ import annotations

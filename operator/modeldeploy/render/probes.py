@@ -23,13 +23,16 @@ def protocol_paths(spec: ModelDeploymentSpec) -> tuple[str | None, str]:
     """(liveness path or None for a TCP check, readiness path) for the spec's protocol."""
     name = quote(spec.model.name, safe="")
     runtime = spec.runtime
-    if runtime.protocol == "v2":
-        return "/v2/health/live", f"/v2/models/{name}/ready"
-    if runtime.protocol == "v1":
-        return None, f"/v1/models/{name}"
-    if runtime.protocol == "openai":
-        return "/health", "/v1/models"
-    return runtime.health_path or "/", runtime.readiness_path or runtime.health_path or "/"
+    standard: dict[str, tuple[str | None, str]] = {
+        "v2": ("/v2/health/live", f"/v2/models/{name}/ready"),
+        "v1": (None, f"/v1/models/{name}"),
+        "openai": ("/health", "/v1/models"),
+    }
+    live, ready = standard.get(runtime.protocol, ("/", "/"))
+    # healthPath / readinessPath override the protocol's standard paths, for every protocol
+    live = runtime.health_path or live
+    ready = runtime.readiness_path or (runtime.health_path if runtime.protocol == "custom" else None) or ready
+    return live, ready
 
 
 def container_probes(spec: ModelDeploymentSpec) -> Obj:

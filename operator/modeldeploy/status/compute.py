@@ -68,6 +68,7 @@ class DataDriftReport:
     status: Mapping[str, Any]  # status.drift.data, already shaped
     drifted: bool
     message: str
+    insufficient: bool = False  # no watched metric has minSamples in its window yet
 
 
 @dataclass(frozen=True)
@@ -147,22 +148,20 @@ def _health_conditions(obs: Observation, rollout: Rollout) -> tuple[Condition, l
     if obs.health is None:
         return Condition(MODEL_HEALTHY, "Unknown", "AwaitingProbe", "no probe cycle has completed yet"), []
     replicas = obs.health.replicas
-    if obs.health.pending:
-        pods = ", ".join(obs.health.pending[:3])
-        return (
-            Condition(MODEL_HEALTHY, "Unknown", "AwaitingProbe", f"{len(obs.health.pending)} new replica(s) not probed yet: {pods}"),
-            [],
-        )
     mismatched = [
         f"{r.pod} serves {r.served_version}"
         for r in replicas
         if r.served_version is not None and r.served_version != obs.expected_version
     ]
+    unhealthy = [r for r in replicas if not r.healthy]
+    if not unhealthy and obs.health.pending:  # only known-good replicas so far: the new ones decide
+        pods = ", ".join(obs.health.pending[:3])
+        waiting = f"{len(obs.health.pending)} new replica(s) not probed yet: {pods}"
+        return Condition(MODEL_HEALTHY, "Unknown", "AwaitingProbe", waiting), mismatched
     if not replicas:
         if rollout.replicas == 0:
             return Condition(MODEL_HEALTHY, "True", "NoReplicas", "scaled to zero replicas"), mismatched
         return Condition(MODEL_HEALTHY, "Unknown", "AwaitingReplicas", "no replica is running yet"), mismatched
-    unhealthy = [r for r in replicas if not r.healthy]
     if not unhealthy:
         return Condition(
             MODEL_HEALTHY, "True", "AllReplicasHealthy", f"{len(replicas)}/{len(replicas)} replicas healthy"
@@ -195,7 +194,10 @@ def stuck_rollout(deployment: Mapping[str, Any] | None) -> Problem | None:
     """
     if deployment is None:
         return None
-    for item in deployment.get("status", {}).get("conditions", []):
+    status = deployment.get("status", {})
+    if int(status.get("observedGeneration", 0)) < int(deployment.get("metadata", {}).get("generation", 0)):
+        return None  # the verdict is about an older template: the new one has not been judged
+    for item in status.get("conditions", []):
         if item.get("type") == "Progressing" and item.get("reason") == "ProgressDeadlineExceeded":
             return Problem("ProgressDeadlineExceeded", f"the rollout made no progress: {item.get('message', '')}")
     return None
@@ -240,6 +242,8 @@ def compute_status(obs: Observation, *, now: str) -> dict[str, Any]:
     elif data_drifted:
         assert obs.data_drift is not None
         drifted = Condition(DRIFTED, "True", "DataDrift", obs.data_drift.message)
+    elif obs.data_drift is not None and obs.data_drift.insufficient:
+        drifted = Condition(DRIFTED, "Unknown", "InsufficientSamples", obs.data_drift.message)
     else:
         drifted = Condition(
             DRIFTED, "False", "NoDrift", obs.data_drift.message if obs.data_drift is not None else "no drift detected"

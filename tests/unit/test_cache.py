@@ -1,0 +1,155 @@
+"""ObjectCache: the latest copy of each watched object, and the label index used to find pods."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from modeldeploy.controller.cache import ObjectCache, controller_uid, key_of, owner_name
+
+LABEL = "modeldeploy.io/name"
+Obj = dict[str, Any]
+
+
+def obj(name: str, namespace: str = "ns", *, child: str | None = None, rv: str = "1", **extra: Any) -> Obj:
+    metadata: Obj = {"name": name, "namespace": namespace, "resourceVersion": rv}
+    if child is not None:
+        metadata["labels"] = {LABEL: child}
+    return {"metadata": metadata, **extra}
+
+
+def names(objects: list[Obj]) -> list[str]:
+    return [o["metadata"]["name"] for o in objects]
+
+
+def test_key_of() -> None:
+    assert key_of(obj("iris", "models")) == ("models", "iris")
+    assert key_of({"metadata": {"name": "cluster-scoped"}}) == ("", "cluster-scoped")
+    assert key_of({}) == ("", "")
+
+
+@pytest.mark.parametrize("event", [None, "ADDED", "MODIFIED"])
+def test_upsert_events_store_the_latest_object(event: str | None) -> None:
+    cache = ObjectCache()
+    cache.apply_event(event, obj("a", rv="1"))
+    cache.apply_event(event, obj("a", rv="2"))
+    stored = cache.get(("ns", "a"))
+    assert stored is not None
+    assert stored["metadata"]["resourceVersion"] == "2"
+    assert len(cache) == 1
+
+
+def test_deleted_removes_and_unknown_deletes_are_harmless() -> None:
+    cache = ObjectCache()
+    cache.apply_event("ADDED", obj("a"))
+    cache.apply_event("DELETED", obj("a"))
+    assert cache.get(("ns", "a")) is None
+    assert len(cache) == 0
+    cache.apply_event("DELETED", obj("never-seen"))
+    assert len(cache) == 0
+
+
+def test_namespaces_are_separate() -> None:
+    cache = ObjectCache()
+    cache.apply_event("ADDED", obj("a", "one", rv="1"))
+    cache.apply_event("ADDED", obj("a", "two", rv="2"))
+    assert len(cache) == 2
+    assert sorted(cache.known_keys()) == [("one", "a"), ("two", "a")]
+    cache.apply_event("DELETED", obj("a", "one"))
+    assert cache.known_keys() == [("two", "a")]
+
+
+def test_known_keys_is_a_snapshot() -> None:
+    cache = ObjectCache()
+    cache.apply_event("ADDED", obj("a"))
+    keys = cache.known_keys()
+    cache.apply_event("ADDED", obj("b"))
+    assert keys == [("ns", "a")]
+
+
+def test_by_label_without_an_index_finds_nothing() -> None:
+    cache = ObjectCache()
+    cache.apply_event("ADDED", obj("pod-1", child="iris"))
+    assert cache.by_label("ns", "iris") == []
+
+
+def test_by_label_finds_objects_sorted_by_key_within_a_namespace() -> None:
+    cache = ObjectCache(index_label=LABEL)
+    for name in ("pod-c", "pod-a", "pod-b"):
+        cache.apply_event("ADDED", obj(name, child="iris"))
+    cache.apply_event("ADDED", obj("pod-x", child="other"))
+    cache.apply_event("ADDED", obj("pod-y", "elsewhere", child="iris"))
+    cache.apply_event("ADDED", obj("unlabelled"))
+    assert names(cache.by_label("ns", "iris")) == ["pod-a", "pod-b", "pod-c"]
+    assert names(cache.by_label("ns", "other")) == ["pod-x"]
+    assert names(cache.by_label("elsewhere", "iris")) == ["pod-y"]
+    assert cache.by_label("ns", "missing") == []
+
+
+def test_by_label_returns_the_latest_version() -> None:
+    cache = ObjectCache(index_label=LABEL)
+    cache.apply_event("ADDED", obj("pod-a", child="iris", rv="1"))
+    cache.apply_event("MODIFIED", obj("pod-a", child="iris", rv="2"))
+    assert [o["metadata"]["resourceVersion"] for o in cache.by_label("ns", "iris")] == ["2"]
+
+
+def test_relabelling_moves_the_object_between_index_entries() -> None:
+    cache = ObjectCache(index_label=LABEL)
+    cache.apply_event("ADDED", obj("pod-a", child="iris"))
+    cache.apply_event("MODIFIED", obj("pod-a", child="rose"))
+    assert cache.by_label("ns", "iris") == []
+    assert names(cache.by_label("ns", "rose")) == ["pod-a"]
+    cache.apply_event("MODIFIED", obj("pod-a"))  # label removed
+    assert cache.by_label("ns", "rose") == []
+    assert cache.get(("ns", "pod-a")) is not None
+
+
+def test_deleting_unindexes_even_when_the_deleted_body_has_other_labels() -> None:
+    cache = ObjectCache(index_label=LABEL)
+    cache.apply_event("ADDED", obj("pod-a", child="iris"))
+    cache.apply_event("DELETED", obj("pod-a", child="something-else"))
+    assert cache.by_label("ns", "iris") == []
+    assert cache.by_label("ns", "something-else") == []
+    cache.apply_event("ADDED", obj("pod-a", child="iris"))
+    assert names(cache.by_label("ns", "iris")) == ["pod-a"]
+
+
+def test_index_entries_do_not_leak() -> None:
+    cache = ObjectCache(index_label=LABEL)
+    for i in range(50):
+        cache.apply_event("ADDED", obj(f"pod-{i}", child=f"model-{i}"))
+        cache.apply_event("DELETED", obj(f"pod-{i}"))
+    assert len(cache) == 0
+    assert cache._index == {}
+
+
+# ---- owner references --------------------------------------------------------------------------
+
+
+def _owned(*refs: Obj) -> Obj:
+    return {"metadata": {"name": "x", "namespace": "ns", "ownerReferences": list(refs)}}
+
+
+def test_controller_uid() -> None:
+    assert controller_uid(obj("x")) is None
+    assert controller_uid({"metadata": {"ownerReferences": None}}) is None
+    assert controller_uid(_owned({"kind": "ReplicaSet", "uid": "u1"})) is None
+    assert controller_uid(_owned({"kind": "ReplicaSet", "uid": "u1", "controller": False})) is None
+    assert (
+        controller_uid(
+            _owned({"kind": "Other", "uid": "u0"}, {"kind": "ModelDeployment", "uid": "u1", "controller": True})
+        )
+        == "u1"
+    )
+
+
+def test_owner_name_needs_the_controlling_reference_of_that_kind() -> None:
+    owned = _owned(
+        {"kind": "ModelDeployment", "name": "not-controller", "uid": "u0"},
+        {"kind": "ModelDeployment", "name": "iris", "uid": "u1", "controller": True},
+    )
+    assert owner_name(owned, "ModelDeployment") == "iris"
+    assert owner_name(owned, "ReplicaSet") is None
+    assert owner_name(_owned({"kind": "ReplicaSet", "name": "rs", "controller": True}), "ModelDeployment") is None
+    assert owner_name(obj("x"), "ModelDeployment") is None
