@@ -91,6 +91,7 @@ class Demo:
 
         self.step("Installing the Helm chart: CRD, least-privilege RBAC, operator Deployment")
         self.kubectl("create", "namespace", NAMESPACE, check=False)
+        self.adopt_crd()
         self.helm(
             "upgrade",
             "--install",
@@ -132,6 +133,20 @@ class Demo:
         self.say(f"kubectl --kubeconfig {self.sandbox.kubeconfig} -n {NAMESPACE} describe md iris-full")
         self.say("make demo-down   # stops the operator, uninstalls the chart, stops the sandbox")
 
+    def adopt_crd(self) -> None:
+        """A CRD applied earlier with kubectl (the test suite does) becomes the release's own."""
+        crd = "crd/modeldeployments.modeldeploy.io"
+        if self.kubectl("get", crd, check=False, input=None).strip() == "":
+            return
+        self.kubectl("label", crd, "app.kubernetes.io/managed-by=Helm", "--overwrite")
+        self.kubectl(
+            "annotate",
+            crd,
+            f"meta.helm.sh/release-name={RELEASE}",
+            f"meta.helm.sh/release-namespace={OPERATOR_NAMESPACE}",
+            "--overwrite",
+        )
+
     def story_data_drift(self) -> None:
         self.step("Story 1: traffic like the training data, then traffic whose petal length shifted by +2 cm")
         time.sleep(4)  # one probe round: every replica's counters get their reference point
@@ -172,7 +187,7 @@ class Demo:
                 NAMESPACE,
                 "get",
                 "events",
-                "--field-selector=involvedObject.name=iris",
+                "--field-selector=involvedObject.kind=ModelDeployment,involvedObject.name=iris",
                 "--sort-by=.lastTimestamp",
             ).strip()[-1200:],
             flush=True,

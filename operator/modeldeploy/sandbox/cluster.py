@@ -28,8 +28,21 @@ from modeldeploy.sandbox.pki import Credentials, ensure_credentials
 
 # ClusterIPs are allocated from this range but nothing routes to them and nothing connects.
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"  # service-cluster-ip-range (never a traffic target)  # ok-nonloopback
-NODE_POD_CIDRS = ("127.0.2.0/24", "127.0.3.0/24", "127.0.4.0/24")
-NODE_IP = "127.0.1.1"
+
+def loopback_net() -> int:
+    """Second octet of the sandbox's 127.N.0.0/16: two sandboxes on one machine need two N."""
+    value = int(os.environ.get("MODELDEPLOY_SANDBOX_NET", "0"))
+    if not 0 <= value <= 255:
+        raise RuntimeError(f"MODELDEPLOY_SANDBOX_NET must be 0-255, got {value}")
+    return value
+
+
+def node_pod_cidrs() -> tuple[str, ...]:
+    """Pod CIDRs of the kwok nodes: loopback, so every pod IP is reachable on this machine."""
+    return tuple(f"127.{loopback_net()}.{third}.0/24" for third in (2, 3, 4))
+
+
+DEFAULT_NODES = 3
 FARM = "replica-farm"
 STAGES_FILE = Path(__file__).with_name("stages") / "kwok-stages.yaml"
 
@@ -124,7 +137,7 @@ class Sandbox:
         return f"https://127.0.0.1:{state.apiserver_port}"
 
     # ---- lifecycle ----------------------------------------------------------------------
-    def up(self, nodes: int = len(NODE_POD_CIDRS)) -> None:
+    def up(self, nodes: int = DEFAULT_NODES) -> None:
         if self.healthy():
             _log(f"already up: {self.server_url()} (kubeconfig {self.kubeconfig})")
             self._ensure_nodes(nodes)
@@ -300,8 +313,8 @@ class Sandbox:
             f"--config={STAGES_FILE}",
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-            f"--node-ip={NODE_IP}",
-            "--cidr=127.0.100.0/24",
+            f"--node-ip=127.{loopback_net()}.1.1",
+            f"--cidr=127.{loopback_net()}.100.0/24",
             "--node-lease-duration-seconds=40",
             f"--server-address=127.0.0.1:{_free_port()}",
         ]
@@ -386,7 +399,8 @@ class Sandbox:
 
 
 def _node_manifest(index: int) -> dict[str, object]:
-    cidr = NODE_POD_CIDRS[index % len(NODE_POD_CIDRS)]
+    cidrs = node_pod_cidrs()
+    cidr = cidrs[index % len(cidrs)]
     return {
         "apiVersion": "v1",
         "kind": "Node",
