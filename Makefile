@@ -33,7 +33,7 @@ integration: $(STAMP)
 e2e: $(STAMP)
 	$(BIN)/pytest tests/e2e -q
 
-test: lint typecheck contracts unit integration
+test: lint typecheck contracts unit integration e2e
 
 generate: $(STAMP)
 	$(BIN)/python -m modeldeploy.crdgen
@@ -54,4 +54,4 @@ demo-down: $(STAMP)
 	$(BIN)/modeldeploy demo down
 
 clean: sandbox-down
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-mlserver .venv-mlserver.lock .mypy_cache .ruff_cache .pytest_cache
