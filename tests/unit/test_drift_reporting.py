@@ -8,7 +8,9 @@ from modeldeploy.controller.probes import meaningfully_different
 from modeldeploy.status.compute import DataDriftReport
 
 
-def report(score: float | None, *, drifted: bool = False, insufficient: bool = False, age: float = 0) -> DataDriftReport:
+def report(
+    score: float | None, *, drifted: bool = False, insufficient: bool = False, age: float = 0
+) -> DataDriftReport:
     stamp = (datetime.now(UTC) - timedelta(seconds=age)).strftime("%Y-%m-%dT%H:%M:%SZ")
     status: dict[str, object] = {"lastEvaluated": stamp, "samples": 1000}
     if score is not None:
