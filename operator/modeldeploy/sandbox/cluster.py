@@ -29,6 +29,7 @@ from modeldeploy.sandbox.pki import Credentials, ensure_credentials
 # ClusterIPs are allocated from this range but nothing routes to them and nothing connects.
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"  # service-cluster-ip-range (never a traffic target)  # ok-nonloopback
 
+
 def loopback_net() -> int:
     """Second octet of the sandbox's 127.N.0.0/16: two sandboxes on one machine need two N."""
     value = int(os.environ.get("MODELDEPLOY_SANDBOX_NET", "0"))
