@@ -12,7 +12,8 @@ replica on its own 127.x.y.z address), then in this process times
   a fresh client closed afterwards, which sidesteps httpcore's pool scans the
   way the prober's per-replica pools do (see modeldeploy.probing.transport).
 
-Each mode runs `--cycles` times after a warm-up cycle and reports the median.
+Each mode runs `--cycles` times after a warm-up cycle, the modes taking turns,
+and the median is reported.
 The replicas run in another process so the server's CPU does not count
 against the client on a two-core machine. All traffic stays on 127.0.0.0/8.
 
@@ -31,7 +32,7 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
 import httpx
@@ -113,32 +114,49 @@ async def bare_cycle(
     return time.perf_counter() - started, errors
 
 
-@dataclass(frozen=True)
+@dataclass
 class Timing:
-    median_s: float
-    cycles_s: list[float]
-    failures: int
+    cycles_s: list[float] = field(default_factory=list)
+    failures: int = 0
+
+    @property
+    def median_s(self) -> float:
+        return round(statistics.median(self.cycles_s), 3)
+
+    def report(self) -> dict[str, object]:
+        return {"median_s": self.median_s, "cycles_s": [round(t, 3) for t in self.cycles_s], "failures": self.failures}
 
 
-async def timed(label: str, cycles: int, run: Callable[[], Awaitable[tuple[float, int]]]) -> Timing:
-    """Median of `cycles` runs after one warm-up run; failures are from the last run."""
-    times: list[float] = []
-    failures = 0
+Run = Callable[[], Awaitable[tuple[float, int]]]
+
+
+async def interleaved(runs: dict[str, Run], cycles: int) -> dict[str, Timing]:
+    """A warm-up round, then `cycles` rounds each running every mode once.
+
+    Interleaving spreads the background load of a shared machine evenly over
+    the modes instead of penalising whichever ran during a busy minute.
+    Failures are those of the last round.
+    """
+    timings = {name: Timing() for name in runs}
     for cycle in range(cycles + 1):
-        elapsed, failures = await run()
-        log(f"{label} cycle {cycle}{' (warm-up)' if cycle == 0 else ''}: {elapsed:.3f}s, {failures} failures")
-        if cycle:
-            times.append(elapsed)
-    return Timing(round(statistics.median(times), 3), [round(t, 3) for t in times], failures)
+        for name, run in runs.items():
+            elapsed, failures = await run()
+            log(f"{name} cycle {cycle}{' (warm-up)' if cycle == 0 else ''}: {elapsed:.3f}s, {failures} failures")
+            timings[name].failures = failures
+            if cycle:
+                timings[name].cycles_s.append(elapsed)
+    return timings
 
 
 async def measure(
     targets: list[ProbeTarget], concurrency: int, cycles: int, request_timeout: float, modes: list[str]
 ) -> dict[str, object]:
     urls = [[f"http://{t.ip}:{t.port}{p}" for p in PATHS] for t in targets]
-    timings: dict[str, Timing] = {}
-
-    async with Prober(concurrency=concurrency, timeout=request_timeout) as prober:
+    limits = httpx.Limits(max_connections=2 * concurrency, max_keepalive_connections=2 * concurrency)
+    async with (
+        Prober(concurrency=concurrency, timeout=request_timeout) as prober,
+        httpx.AsyncClient(limits=limits, timeout=request_timeout, trust_env=False) as shared,
+    ):
 
         async def prober_cycle() -> tuple[float, int]:
             started = time.perf_counter()
@@ -146,24 +164,18 @@ async def measure(
             elapsed = time.perf_counter() - started
             return elapsed, sum(1 for r in results if not r.healthy or r.metrics_error)
 
-        timings["prober"] = await timed("prober", cycles, prober_cycle)
-
-    if "shared" in modes:
-        limits = httpx.Limits(max_connections=2 * concurrency, max_keepalive_connections=2 * concurrency)
-        async with httpx.AsyncClient(limits=limits, timeout=request_timeout, trust_env=False) as client:
-            timings["bare_shared_client"] = await timed(
-                "bare shared client", cycles, lambda: bare_cycle(urls, concurrency, client, request_timeout)
-            )
-    if "per-replica" in modes:
-        timings["bare_client_per_replica"] = await timed(
-            "bare client per replica", cycles, lambda: bare_cycle(urls, concurrency, None, request_timeout)
-        )
+        runs: dict[str, Run] = {"prober": prober_cycle}
+        if "shared" in modes:
+            runs["bare_shared_client"] = lambda: bare_cycle(urls, concurrency, shared, request_timeout)
+        if "per-replica" in modes:
+            runs["bare_client_per_replica"] = lambda: bare_cycle(urls, concurrency, None, request_timeout)
+        timings = await interleaved(runs, cycles)
 
     result: dict[str, object] = {
         "replicas": len(targets),
         "concurrency": concurrency,
         "requests_per_cycle": len(targets) * len(PATHS),
-        **{name: asdict(t) for name, t in timings.items()},
+        **{name: t.report() for name, t in timings.items()},
     }
     for name, timing in timings.items():
         if name != "prober":

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from modeldeploy.drift.window import SlidingWindow
+from modeldeploy.drift.histograms import HistogramError
+from modeldeploy.drift.window import SlidingWindow, observe_scrape
 
 
 def test_first_scrape_is_only_a_reference_point() -> None:
@@ -79,3 +82,17 @@ def test_rejects_wrong_shapes() -> None:
         w.add(0, (1, -2))
     with pytest.raises(ValueError, match="positive"):
         SlidingWindow(0, 2)
+
+
+def test_observe_scrape_rebuckets_and_reports_unusable_scrapes() -> None:
+    w = SlidingWindow(60, 3)
+    bounds = [1.0, 2.0]
+    # runtime buckets 0.5, 1, 1.5, 2, +Inf; baseline keeps 1 and 2
+    assert observe_scrape(w, "a", 0, {0.5: 1, 1.0: 2, 1.5: 2, 2.0: 4, math.inf: 4}, bounds) is False
+    assert observe_scrape(w, "a", 10, {0.5: 1, 1.0: 3, 1.5: 5, 2.0: 7, math.inf: 9}, bounds) is False
+    # per baseline bucket: before (2, 2, 0), after (3, 4, 2) -> delta (1, 2, 2)
+    assert w.totals() == (1.0, 2.0, 2.0)
+    missing = observe_scrape(w, "a", 20, {0.5: 1, 1.5: 5, math.inf: 9}, bounds)
+    assert isinstance(missing, HistogramError)
+    assert "baseline bound 1" in missing.message
+    assert w.totals() == (1.0, 2.0, 2.0)

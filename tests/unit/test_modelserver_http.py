@@ -230,3 +230,15 @@ def test_runs_as_a_program() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+async def test_close_releases_hanging_requests_promptly(client: httpx.AsyncClient) -> None:
+    farm = MultiReplicaServer()
+    base = await replica(farm, "127.0.71.10", faults="hang")
+    pending = asyncio.create_task(client.get(f"{base}/v2/health/live", timeout=10.0))
+    await asyncio.sleep(0.2)
+    started = time.perf_counter()
+    await farm.close()
+    assert time.perf_counter() - started < 2.0
+    with pytest.raises(httpx.RemoteProtocolError):
+        await asyncio.wait_for(pending, 2.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import AsyncIterator
@@ -104,3 +105,33 @@ async def test_removed_replica_refuses_and_fault_changes_apply_at_once(farm: Mul
     assert gone.error == f"cannot connect to {a.ip}:{a.port}: connection refused"
     assert sick.ready is False
     assert well.healthy
+
+
+async def test_deadline_stops_a_server_that_trickles_bytes() -> None:
+    """Each byte arrives well within the read timeout, so only the replica deadline can stop it."""
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        try:
+            for _ in range(1000):
+                writer.write(b"x")
+                await writer.drain()
+                await asyncio.sleep(0.1)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(trickle, "127.0.64.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    target = ProbeTarget(pod="trickler", ip="127.0.64.1", port=port, model_name="iris")
+    try:
+        async with Prober(timeout=0.5) as prober:
+            started = time.perf_counter()
+            [result] = await prober.probe_replicas([target], deadline=1.0)
+            elapsed = time.perf_counter() - started
+    finally:
+        server.close()
+    assert elapsed < 1.8
+    assert result.error == "deadline of 1s exceeded"

@@ -80,3 +80,25 @@ def test_reads_the_model_servers_own_metrics() -> None:
     assert petal[math.inf] == 2
     # class 0 -> le 0.5; class 2 -> +Inf only
     assert results[classes] == {0.5: 1.0, 1.5: 1.0, math.inf: 2.0}
+
+
+def test_lines_of_other_metrics_are_not_parsed() -> None:
+    # A broken line of another metric does not hide the histogram we want ...
+    text = 'other_metric{a="b" 1 broken\n' + TEXT
+    q = MetricQuery.of("latency", {"route": "b"})
+    assert scrape_histograms(text, [q])[q] == {0.1: 100.0, 1.0: 100.0, math.inf: 100.0}
+    # ... but when nothing we want is there, the parse error is what is reported.
+    result = scrape_histograms('other_metric{a="b" 1 broken\n', [q])[q]
+    assert isinstance(result, MetricsError)
+    assert result.message.startswith("malformed metrics text")
+
+
+def test_label_values_needing_escapes_still_match() -> None:
+    text = (
+        'h_bucket{k="a\\"b",le="1"} 2\n'
+        'h_bucket{k="a\\"b",le="+Inf"} 3\n'
+        'h_bucket{k="c",le="1"} 7\n'
+        'h_bucket{k="c",le="+Inf"} 7\n'
+    )
+    q = MetricQuery.of("h", {"k": 'a"b'})
+    assert scrape_histograms(text, [q])[q] == {1.0: 2.0, math.inf: 3.0}

@@ -11,10 +11,10 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from modeldeploy.drift.histograms import Counts, delta
+from modeldeploy.drift.histograms import Counts, HistogramError, delta, rebucket
 
 
 @dataclass(frozen=True)
@@ -111,3 +111,21 @@ class SlidingWindow:
 
 def _timestamp(entry: WindowEntry) -> float:
     return entry.timestamp
+
+
+def observe_scrape(
+    window: SlidingWindow,
+    replica: str,
+    timestamp: float,
+    cumulative: Mapping[float, float],
+    bounds: Sequence[float],
+) -> bool | HistogramError:
+    """Feed one replica's scraped cumulative histogram into the window, on the baseline's bounds.
+
+    Returns whether the replica's counters were reset, or why the scrape could
+    not be used (the window is then unchanged for this replica).
+    """
+    counts = rebucket(cumulative, bounds)
+    if isinstance(counts, HistogramError):
+        return counts
+    return window.observe(replica, timestamp, counts)

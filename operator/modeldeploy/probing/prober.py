@@ -254,7 +254,7 @@ class Prober:
         if not response.ok:
             message = f"HTTP {response.status} on {path}"
             return dict.fromkeys(queries, MetricsError(message)), message
-        families = parse_families(response.body.decode("utf-8", errors="replace"), content_type)
+        families = parse_families(response.body.decode("utf-8", errors="replace"), content_type, queries)
         if isinstance(families, MetricsError):
             return dict.fromkeys(queries, families), families.message
         return {q: histogram_buckets(families, q) for q in queries}, None
