@@ -176,13 +176,6 @@ async def test_an_unversioned_model_is_not_the_expected_version(mlservers: MLSer
     assert access_log(server, "/v2/models/iris/versions/1.0.0/ready", 404)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "prober bug: MLServer's metadata `versions` lists library versions (model-settings "
-        "`versions`, e.g. 'sklearn/1.9.1'), and a single entry is read as the served model version"
-    ),
-)
 async def test_mlserver_dependency_versions_are_not_a_served_version(mlservers: MLServers) -> None:
     folder = mlservers.model("with-deps", version="1.0.0", dependency_versions=["sklearn/1.9.1"])
     server = mlservers.start(folder, host=HOST, http_port=free_port_on(HOST), metrics_port=free_port_on(HOST))

@@ -75,11 +75,31 @@ def test_v2_healthy_with_versioned_readiness() -> None:
 def test_v2_versioned_404_then_metadata_names_the_actual_version() -> None:
     health, _ = run(
         target(),
-        {**V2_UP, "/v2/models/iris/versions/1/ready": ProbeResponse(404), "/v2/models/iris": js({"versions": ["2"]})},
+        {
+            **V2_UP,
+            "/v2/models/iris/versions/1/ready": ProbeResponse(404),
+            "/v2/models/iris": js({"versions": ["2"]}),
+            "/v2/models/iris/versions/2/ready": ProbeResponse(200),  # the runtime confirms its claim
+        },
     )
     assert health.served_version == "2"
     assert health.version_matches is False
     assert health.error is None
+
+
+def test_v2_a_listed_version_the_runtime_does_not_confirm_is_not_believed() -> None:
+    # MLServer lists library versions ("sklearn/1.9.1") in `versions`; it answers 404 for them.
+    health, _ = run(
+        target(),
+        {
+            **V2_UP,
+            "/v2/models/iris/versions/1/ready": ProbeResponse(404),
+            "/v2/models/iris": js({"versions": ["sklearn/1.9.1"]}),
+            "/v2/models/iris/versions/sklearn%2F1.9.1/ready": ProbeResponse(404),
+        },
+    )
+    assert health.served_version is None
+    assert health.version_matches is False
 
 
 def test_v2_versioned_404_with_empty_versions_is_a_mismatch_of_unknown_version() -> None:

@@ -151,7 +151,15 @@ def _v2(target: ProbeTarget) -> ProbeFlow:
             if isinstance(name, str) and name != target.model_name:
                 found.fail(f"{model} describes model {name!r}")
             if not versioned:
-                found.served_version = _v2_metadata_version(metadata, expected, found.not_expected)
+                claimed = _v2_metadata_version(metadata, expected, found.not_expected)
+                listed = metadata.get("versions")
+                if claimed is not None and found.not_expected and isinstance(listed, list) and len(listed) == 1:
+                    # A runtime that answers versioned readiness can confirm its own claim. MLServer
+                    # lists library versions ("sklearn/1.9.1") there, which it does not serve.
+                    path = f"{model}/versions/{_quote_segment(claimed)}/ready"
+                    confirmed = (yield ProbeRequest(path)).status == 200
+                    claimed = claimed if confirmed else None
+                found.served_version = claimed
         elif metadata is not None:
             found.fail(f"unexpected JSON from {model}: not an object")
     except ProbeFailed as failure:
