@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from modeldeploy.sandbox import build
-from tests.conftest import Kubectl
+from tests.conftest import Kubectl, model_deployment
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART_DIR = ROOT / "charts" / "modeldeploy"
@@ -139,23 +139,6 @@ def service_account_kubeconfig(admin_kubeconfig: Path, token: str, path: Path) -
 
 def forbidden_lines(log: str) -> list[str]:
     return [line for line in log.splitlines() if FORBIDDEN_LINE.search(line)]
-
-
-def model_deployment(name: str, **spec: Any) -> Doc:
-    """A small ModelDeployment the sandbox can make Ready: no model probes, kwok runs the pods."""
-    body: Doc = {
-        "model": {"name": "iris", "version": "1.0.0"},
-        "runtime": {"image": "registry.invalid/modelserver:1"},
-        "replicas": 2,
-        "probing": {"enabled": False},
-    }
-    body.update(spec)
-    return {
-        "apiVersion": "modeldeploy.io/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": name},
-        "spec": body,
-    }
 
 
 def assert_no_other_operator(kubectl: Kubectl, namespace: str, *, grace: float = 4.0) -> None:

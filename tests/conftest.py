@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 
@@ -176,6 +176,23 @@ def operator(sandbox: Sandbox, crd: Path, tmp_path_factory: pytest.TempPathFacto
     running = start_operator(sandbox.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
     yield running
     stop_operator(running)
+
+
+def model_deployment(name: str = "iris", **spec: Any) -> dict[str, Any]:
+    """A small ModelDeployment the sandbox makes Ready without model probes; `spec` overrides."""
+    body: dict[str, Any] = {
+        "model": {"name": "iris", "version": "1.0.0"},
+        "runtime": {"image": "registry.invalid/modelserver:1"},
+        "replicas": 2,
+        "probing": {"enabled": False},
+    }
+    body.update(spec)
+    return {
+        "apiVersion": "modeldeploy.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": body,
+    }
 
 
 def get_json(kubectl: Kubectl, *args: str) -> dict[str, object]:

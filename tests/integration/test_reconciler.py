@@ -14,25 +14,20 @@ from kubernetes import client, config, watch
 from prometheus_client.parser import text_string_to_metric_families
 
 from modeldeploy.sandbox.cluster import Sandbox
-from tests.conftest import RESYNC_SECONDS, Kubectl, OperatorProcess, condition, get_json, wait_for
+from tests.conftest import (
+    RESYNC_SECONDS,
+    Kubectl,
+    OperatorProcess,
+    condition,
+    get_json,
+    model_deployment,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("operator")]
 
 
-def manifest(name: str = "iris", **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "model": {"name": "iris", "version": "1.0.0"},
-        "runtime": {"image": "registry.invalid/modelserver:1"},
-        "replicas": 2,
-        "probing": {"enabled": False},
-    }
-    body.update(spec)
-    return {
-        "apiVersion": "modeldeploy.io/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": name},
-        "spec": body,
-    }
+manifest = model_deployment
 
 
 def apply(kubectl: Kubectl, obj: dict[str, Any]) -> None:

@@ -275,15 +275,22 @@ class Sandbox:
             "--v=0",
         ]
 
-    def _controller_manager_args(self, creds: Credentials) -> list[str]:
+    def _component_args(self, binary: str) -> list[str]:
+        """What kube-controller-manager and kube-scheduler share: admin kubeconfig, loopback, no election."""
         return [
-            str(build.binary(build.KUBERNETES, "kube-controller-manager")),
+            str(build.binary(build.KUBERNETES, binary)),
             f"--kubeconfig={self.kubeconfig}",
             f"--authentication-kubeconfig={self.kubeconfig}",
             f"--authorization-kubeconfig={self.kubeconfig}",
             "--leader-elect=false",
             "--bind-address=127.0.0.1",
             f"--secure-port={_free_port()}",
+            "--v=0",
+        ]
+
+    def _controller_manager_args(self, creds: Credentials) -> list[str]:
+        return [
+            *self._component_args("kube-controller-manager"),
             f"--service-account-private-key-file={creds.service_account_key}",
             f"--root-ca-file={creds.ca_cert}",
             "--use-service-account-credentials=false",
@@ -292,20 +299,10 @@ class Sandbox:
             "--concurrent-replicaset-syncs=10",
             "--concurrent-gc-syncs=20",
             "--horizontal-pod-autoscaler-sync-period=5s",
-            "--v=0",
         ]
 
     def _scheduler_args(self) -> list[str]:
-        return [
-            str(build.binary(build.KUBERNETES, "kube-scheduler")),
-            f"--kubeconfig={self.kubeconfig}",
-            f"--authentication-kubeconfig={self.kubeconfig}",
-            f"--authorization-kubeconfig={self.kubeconfig}",
-            "--leader-elect=false",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={_free_port()}",
-            "--v=0",
-        ]
+        return self._component_args("kube-scheduler")
 
     def _kwok_args(self) -> list[str]:
         return [
