@@ -350,3 +350,21 @@ def test_name_clash_with_an_object_we_do_not_own_stalls_and_leaves_it_alone(kube
     kubectl("delete", "md", "iris")
     time.sleep(1)
     assert kubectl("get", "service", "iris", check=False).returncode == 0, "never delete what we do not own"
+
+
+def test_a_child_the_apiserver_rejects_stalls_with_its_reason(kubectl: Kubectl) -> None:
+    """Valid for our schema, invalid for a Deployment: the apiserver's own words reach the status."""
+    apply(kubectl, manifest(nodeSelector={"not a valid key!": "x"}))
+    wait_for(
+        lambda: condition(get_json(kubectl, "md", "iris"), "Stalled").get("reason") == "ApplyRejected",
+        timeout=30,
+        what="ApplyRejected",
+    )
+    stalled = condition(get_json(kubectl, "md", "iris"), "Stalled")
+    assert "nodeSelector" in stalled["message"]
+    assert "not a valid key!" in stalled["message"]
+    assert [e["type"] for e in events(kubectl, "ApplyRejected")] == ["Warning"]
+
+    apply(kubectl, manifest(nodeSelector={"kubernetes.io/os": "linux"}))
+    wait_for(lambda: ready(kubectl), timeout=60, what="Ready once the spec is fixed")
+    assert condition(get_json(kubectl, "md", "iris"), "Stalled")["status"] == "False"
