@@ -35,7 +35,7 @@ async def healthy(request: httpx.Request) -> httpx.Response:
 def target(i: int = 1, metrics: bool = True) -> ProbeTarget:
     return ProbeTarget(
         pod=f"pod-{i}",
-        ip=f"10.1.0.{i}",
+        ip=f"127.0.50.{i}",
         port=8080,
         model_name="iris",
         expected_version="1",
@@ -58,7 +58,7 @@ async def probe(transport: httpx.MockTransport, targets: list[ProbeTarget], **kw
 async def test_healthy_replica_with_histograms() -> None:
     [result] = await probe(by_host({}), [target()])
     assert result.healthy
-    assert (result.pod, result.ip, result.served_version, result.version_matches) == ("pod-1", "10.1.0.1", "1", True)
+    assert (result.pod, result.ip, result.served_version, result.version_matches) == ("pod-1", "127.0.50.1", "1", True)
     assert result.error is None
     assert result.metrics_error is None
     assert result.histograms[QUERY] == {1.0: 2.0, math.inf: 5.0}
@@ -69,7 +69,7 @@ async def test_healthy_replica_with_histograms() -> None:
     ("exc", "message"),
     [
         (httpx.ReadTimeout("slow"), "timeout after 2s on /v2/health/live"),
-        (httpx.ConnectError("[Errno 111] Connection refused"), "cannot connect to 10.1.0.1:8080: connection refused"),
+        (httpx.ConnectError("[Errno 111] Connection refused"), "cannot connect to 127.0.50.1:8080: connection refused"),
         (
             httpx.RemoteProtocolError("Server disconnected without sending a response."),
             "connection closed without a response on /v2/health/live",
@@ -81,7 +81,7 @@ async def test_transport_errors_become_short_messages(exc: Exception, message: s
     async def fail(request: httpx.Request) -> httpx.Response:
         raise exc
 
-    [result] = await probe(by_host({"10.1.0.1": fail}), [target(metrics=False)])
+    [result] = await probe(by_host({"127.0.50.1": fail}), [target(metrics=False)])
     assert result.error == message
     assert result.live is None
     assert not result.healthy
@@ -96,7 +96,7 @@ async def test_http_and_body_errors_are_the_replicas_own() -> None:
             return httpx.Response(503)
         return healthy_response(request)
 
-    results = await probe(by_host({"10.1.0.1": garbage, "10.1.0.2": unhealthy}), [target(1), target(2), target(3)])
+    results = await probe(by_host({"127.0.50.1": garbage, "127.0.50.2": unhealthy}), [target(1), target(2), target(3)])
     assert results[0].error == "malformed JSON from /v2/models/iris"
     assert results[0].metrics_error is not None
     assert results[0].metrics_error.startswith("malformed metrics text")
@@ -109,7 +109,7 @@ async def test_oversized_body_is_refused() -> None:
     async def huge(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=b"x" * 5000)
 
-    async with Prober(transport=by_host({"10.1.0.1": huge}), max_body_bytes=1000) as prober:
+    async with Prober(transport=by_host({"127.0.50.1": huge}), max_body_bytes=1000) as prober:
         [result] = await prober.probe_replicas([target(metrics=False)])
     assert result.error == "response from /v2/health/live is larger than 1000 bytes"
 
@@ -120,7 +120,7 @@ async def test_deadline_cuts_a_slow_replica_and_keeps_partial_results() -> None:
         return healthy_response(request)
 
     started = time.perf_counter()
-    [result] = await probe(by_host({"10.1.0.1": slow}), [target()], deadline=0.5)
+    [result] = await probe(by_host({"127.0.50.1": slow}), [target()], deadline=0.5)
     elapsed = time.perf_counter() - started
     assert elapsed < 1.0
     assert result.error == "deadline of 0.5s exceeded"
@@ -138,7 +138,7 @@ async def test_one_hanging_replica_delays_only_itself() -> None:
 
     targets = [target(i) for i in range(1, 22)]
     started = time.perf_counter()
-    results = await probe(by_host({"10.1.0.1": hang}), targets, deadline=0.5)
+    results = await probe(by_host({"127.0.50.1": hang}), targets, deadline=0.5)
     elapsed = time.perf_counter() - started
     assert elapsed < 1.5
     assert results[0].error == "deadline of 0.5s exceeded"
@@ -180,7 +180,7 @@ async def test_requests_go_only_to_the_pod_ip_and_port() -> None:
         return httpx.Response(302, headers={"location": "http://169.254.169.254/latest"})
 
     [result] = await probe(httpx.MockTransport(record), [target(metrics=False)])
-    assert seen == {("10.1.0.1", 8080)}  # the redirect was not followed
+    assert seen == {("127.0.50.1", 8080)}  # the redirect was not followed
     assert result.error == "HTTP 302 on /v2/health/live"
 
 

@@ -24,7 +24,7 @@ Answer = ProbeResponse | ProbeFailed
 
 def target(protocol: ProtocolName = "v2", expected: str | None = "1", **kw: Any) -> ProbeTarget:
     return ProbeTarget(
-        pod="p", ip="10.0.0.1", port=8080, model_name="iris", protocol=protocol, expected_version=expected, **kw
+        pod="p", ip="127.0.60.1", port=8080, model_name="iris", protocol=protocol, expected_version=expected, **kw
     )
 
 

@@ -17,7 +17,7 @@ from modeldeploy.probing.targets import (
 SETTINGS = ProbeSettings(port=8080, model_name="iris", expected_version="2", metrics_port=8082)
 
 
-def pod(name: str, phase: str | None = "Running", ip: str | None = "10.0.0.5", **extra: Any) -> dict[str, Any]:
+def pod(name: str, phase: str | None = "Running", ip: str | None = "127.0.60.5", **extra: Any) -> dict[str, Any]:
     status: dict[str, Any] = {}
     if phase is not None:
         status["phase"] = phase
@@ -37,7 +37,7 @@ def test_running_pods_with_ip_become_targets_with_spec_settings() -> None:
     assert targets == [
         ProbeTarget(
             pod="a",
-            ip="10.0.0.5",
+            ip="127.0.60.5",
             port=8080,
             model_name="iris",
             expected_version="2",
@@ -45,8 +45,8 @@ def test_running_pods_with_ip_become_targets_with_spec_settings() -> None:
             metrics_path="/metrics",
         )
     ]
-    assert targets[0].url("/v2/health/live") == "http://10.0.0.5:8080/v2/health/live"
-    assert targets[0].metrics_url() == "http://10.0.0.5:8082/metrics"
+    assert targets[0].url("/v2/health/live") == "http://127.0.60.5:8080/v2/health/live"
+    assert targets[0].metrics_url() == "http://127.0.60.5:8082/metrics"
 
 
 def test_unprobed_pods_say_why() -> None:
@@ -94,5 +94,5 @@ def test_settings_validation() -> None:
 
 
 def test_model_name_is_quoted_for_paths() -> None:
-    target = ProbeTarget(pod="x", ip="10.0.0.1", port=80, model_name="a/b c")
+    target = ProbeTarget(pod="x", ip="127.0.60.1", port=80, model_name="a/b c")
     assert target.quoted_model == "a%2Fb%20c"

@@ -85,7 +85,7 @@ def replica(
 ) -> ReplicaReport:
     return ReplicaReport(
         pod=pod,
-        ip="10.0.0.1",
+        ip="127.0.60.1",
         live=live,
         ready=ready,
         model_ready=healthy if model_ready is None else model_ready,
@@ -568,7 +568,7 @@ def test_health_status_entry_keeps_false_and_drops_none() -> None:
         health(replica("iris-a", live=False, ready=None, model_ready=False, served=None, latency=None, error="refused"))
     )
     assert section["replicas"] == [
-        {"pod": "iris-a", "since": SINCE, "ip": "10.0.0.1", "live": False, "modelReady": False, "error": "refused"}
+        {"pod": "iris-a", "since": SINCE, "ip": "127.0.60.1", "live": False, "modelReady": False, "error": "refused"}
     ]
     assert section["healthyReplicas"] == 0
 

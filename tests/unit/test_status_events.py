@@ -148,7 +148,7 @@ def test_event_reasons_and_types_are_valid() -> None:
 
 
 def _replica(pod: str, *, healthy: bool = True, served: str = "1.0.0") -> ReplicaReport:
-    return ReplicaReport(pod, "10.0.0.1", True, True, healthy, served, 1.0, None if healthy else "down", "t")
+    return ReplicaReport(pod, "127.0.60.1", True, True, healthy, served, 1.0, None if healthy else "down", "t")
 
 
 def _deployment() -> Obj:
