@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint typecheck contracts unit integration e2e generate sandbox-up sandbox-down sandbox-status demo demo-down clean
+.PHONY: binaries test lint typecheck contracts unit integration e2e generate sandbox-up sandbox-down sandbox-status demo demo-down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,12 @@ integration: $(STAMP)
 e2e: $(STAMP)
 	$(BIN)/pytest tests/e2e -q
 
-test: lint typecheck contracts unit integration e2e
+# Compile the control plane, helm and the kstatus probe before pytest runs: a cold build takes
+# about 10 minutes, far beyond any per-test timeout. Cached, so a warm run takes a second.
+binaries: $(STAMP)
+	$(BIN)/modeldeploy sandbox build --test-tools
+
+test: lint typecheck contracts binaries unit integration e2e
 
 generate: $(STAMP)
 	$(BIN)/python -m modeldeploy.crdgen

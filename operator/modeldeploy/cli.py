@@ -15,7 +15,7 @@ def _sandbox(args: argparse.Namespace) -> int:
     from modeldeploy.sandbox import build, cluster
 
     if args.action == "build":
-        build.build_all()
+        build.build_all(build.ALL + ((build.KSTATUS,) if args.test_tools else ()))
     elif args.action == "up":
         cluster.Sandbox().up(nodes=args.nodes)
     elif args.action == "down":
@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser("sandbox", help="a real control plane on 127.0.0.1 for tests and the demo")
     sandbox.add_argument("action", choices=["build", "up", "down", "status"])
     sandbox.add_argument("--nodes", type=int, default=3, help="kwok nodes to register (default 3)")
+    sandbox.add_argument("--test-tools", action="store_true", help="with build: also the kstatus probe the tests use")
     sandbox.set_defaults(handler=_sandbox)
     demo = commands.add_parser("demo", help="the guided demo on the sandbox (what `make demo` runs)")
     demo.add_argument("action", nargs="?", choices=["up", "down"], default="up")
