@@ -34,3 +34,17 @@ def test_a_changed_verdict_always_is() -> None:
 def test_a_stale_statement_is_refreshed() -> None:
     assert meaningfully_different(report(0.10, age=301), report(0.10))
     assert not meaningfully_different(report(0.10, age=100), report(0.10))
+
+
+def test_starting_replicas_are_reprobed_with_a_backoff_capped_by_the_interval() -> None:
+    import random
+
+    from modeldeploy.controller.probes import LoopState, next_round_in
+
+    random.seed(1)
+    loop = LoopState(("ns", "iris"), "iris")
+    delays = [next_round_in(30, loop, starting=True) for _ in range(8)]
+    assert delays[:4] == [0.5, 1.0, 2.0, 4.0]
+    assert all(d <= 33 for d in delays)
+    assert 27 <= next_round_in(30, loop, starting=False) <= 33
+    assert next_round_in(30, loop, starting=True) == 0.5, "a healthy round resets the backoff"

@@ -67,6 +67,7 @@ class LoopState:
     replicas: dict[str, ReplicaMemory] = field(default_factory=dict)
     drift: DriftMemory = field(default_factory=DriftMemory)
     last_poke: float = 0.0
+    starting_rounds: int = 0
 
 
 def probe_settings(spec: ModelDeploymentSpec) -> ProbeSettings:
@@ -152,11 +153,12 @@ class ProbeManager:
                 spec = ModelDeploymentSpec.model_validate(body.get("spec", {}))
             except ValueError:
                 return
+            starting = False
             try:
-                await self.cycle(loop, spec)
+                starting = await self.cycle(loop, spec)
             except Exception:  # a probe round must never kill the loop
                 log.exception("probe round of %s/%s failed", *loop.key)
-            interval = spec.probing.interval_seconds * random.uniform(0.9, 1.1)
+            interval = next_round_in(spec.probing.interval_seconds, loop, starting)
             loop.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(loop.wake.wait(), timeout=interval)
@@ -165,7 +167,8 @@ class ProbeManager:
                 await asyncio.sleep(wait)
             loop.last_poke = time.monotonic()
 
-    async def cycle(self, loop: LoopState, spec: ModelDeploymentSpec) -> None:
+    async def cycle(self, loop: LoopState, spec: ModelDeploymentSpec) -> bool:
+        """One probe round; True while some replica is still starting (never yet healthy)."""
         started = time.perf_counter()
         namespace = loop.key[0]
         pods = self.state.pods.by_label(namespace, loop.child)
@@ -197,6 +200,8 @@ class ProbeManager:
             self.state.data_drift.pop(loop.key, None)
         self._record_metrics(loop.key, probes, report, time.perf_counter() - started)
         self.on_result(loop.key)
+        never_healthy = any(loop.replicas[p.pod].last_good is None for p in probes if not p.healthy)
+        return never_healthy or bool(unprobed)
 
     def _remember(self, loop: LoopState, probe: ReplicaProbe, threshold: int, expected: str, now: str) -> ReplicaReport:
         memory = loop.replicas.setdefault(probe.pod, ReplicaMemory())
@@ -312,6 +317,26 @@ class ProbeManager:
         metrics.PROBE_CYCLE_SECONDS.observe(seconds)
         metrics.HEALTHY_REPLICAS.labels(namespace=key[0], name=key[1]).set(sum(1 for r in report.replicas if r.healthy))
         metrics.PROBED_REPLICAS.labels(namespace=key[0], name=key[1]).set(len(report.replicas))
+
+
+STARTUP_FIRST_RETRY = 0.5
+
+
+def next_round_in(interval_seconds: float, loop: LoopState, starting: bool) -> float:
+    """Seconds to the next round: the interval, or a quick backoff while replicas are starting.
+
+    A replica that has never answered healthy is most likely still loading its model (or, in
+    the sandbox, still being bound by the farm); waiting a whole interval to look again would
+    hold Ready back for no reason. Like kubelet's startup probe, look again soon: 0.5 s, 1 s,
+    2 s ... up to the interval.
+    """
+    jittered = interval_seconds * random.uniform(0.9, 1.1)
+    if not starting:
+        loop.starting_rounds = 0
+        return jittered
+    delay = STARTUP_FIRST_RETRY * 2.0**loop.starting_rounds
+    loop.starting_rounds += 1
+    return min(jittered, delay)
 
 
 SCORE_CHANGE = 0.1  # relative change of a drift score worth a status write

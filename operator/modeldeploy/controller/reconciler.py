@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("modeldeploy.reconciler")
 HANDOVER_MANAGER = "modeldeploy-replicas-handover"
+TERMINATING_MEMORY_SECONDS = 60.0
 Obj = dict[str, Any]
 
 
@@ -107,6 +108,8 @@ class Reconciler:
         self.state = state
         self.verify_pull_secrets = verify_pull_secrets
         self.probes = probes
+        # namespace -> monotonic time until which it is known to be terminating
+        self._terminating: dict[str, float] = {}
 
     async def reconcile(self, key: Key) -> None:
         body = self.state.models.get(key)
@@ -116,11 +119,15 @@ class Reconciler:
             self.state.forget(key)
             metrics.forget_model(*key)
             return
+        if self._terminating.get(key[0], 0.0) > time.monotonic():
+            metrics.RECONCILES.labels(result="skipped").inc()
+            return  # its namespace is being deleted: every child deletion would wake us for nothing
         started = time.perf_counter()
         result = "error"
         try:
             outcome = await self._converge(body)
             if outcome.namespace_terminating:
+                self._terminating[key[0]] = time.monotonic() + TERMINATING_MEMORY_SECONDS
                 result = "skipped"
                 return
             result = (

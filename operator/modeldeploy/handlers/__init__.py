@@ -17,6 +17,24 @@ from modeldeploy.render.labels import MANAGED_BY, MANAGER
 OWNED = {MANAGED_BY: MANAGER}
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No change-detecting handlers, so nothing is ever diffed: build nothing, store nothing.
+
+    kopf builds a diff base (a deep copy of the body, then another) for every watch event
+    even when only watching handlers exist; on a burst of 50 ModelDeployments that was 1.7 s of
+    the operator's 2.7 s of CPU. An empty essence makes it free, and nothing lands on objects.
+    """
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return cast(kopf.BodyEssence, {})
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 def _raw(event: kopf.RawEvent) -> dict[str, Any]:
     return cast(dict[str, Any], event["object"])
 
@@ -28,6 +46,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.enabled = False  # we post our own Events, deliberately
         settings.peering.standalone = True
+        settings.persistence.diffbase_storage = NoDiffBase()
         # No cluster-wide watching of CRDs and Namespaces: the resources and namespaces we serve
         # are fixed at start, and least-privilege RBAC (modeldeploy.rbac) grants neither.
         settings.scanning.disabled = True

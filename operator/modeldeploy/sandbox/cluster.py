@@ -285,6 +285,9 @@ class Sandbox:
             "--leader-elect=false",
             "--bind-address=127.0.0.1",
             f"--secure-port={_free_port()}",
+            # the default 20 QPS client limit, not the controllers, would bound every test and benchmark
+            "--kube-api-qps=200",
+            "--kube-api-burst=400",
             "--v=0",
         ]
 
