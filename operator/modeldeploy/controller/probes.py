@@ -244,7 +244,12 @@ class ProbeManager:
         memory = loop.drift
         signature = (drift.method, drift.window_seconds, tuple((q, b) for q, b in queries))
         if memory.signature != signature:  # a new baseline or window starts from scratch
+            fresh_start = not memory.signature
             loop.drift = memory = DriftMemory(signature=signature)
+            if fresh_start:  # after an operator restart, carry on from the verdict on the status
+                body = self.state.models.get(loop.key) or {}
+                stated = bool(((body.get("status") or {}).get("drift") or {}).get("data", {}).get("drifted"))
+                memory.drifted = dict.fromkeys((q for q, _ in queries), stated)
         timestamp = time.time()
         live_pods = {p.pod for p in probes}
         per_metric: list[dict[str, Any]] = []

@@ -141,11 +141,33 @@ def rollout_of(deployment: Mapping[str, Any] | None, desired: int | None) -> Rol
     )
 
 
+def carried(obs: Observation, type_: str) -> dict[str, Any] | None:
+    """A condition the status already states for this generation, kept until we have evidence.
+
+    Probe results live in the operator's memory; after a restart, the first round is a few
+    seconds away. Until then the verdict on the status still stands: recomputing it as Unknown
+    would flip Ready for nothing, and Argo CD, Flux and people would see a blip that never was.
+    """
+    for item in obs.previous_status.get("conditions") or []:
+        if item.get("type") == type_ and item.get("observedGeneration") == obs.generation:
+            return dict(item)
+    return None
+
+
+def _carried_mismatches(obs: Observation) -> list[str]:
+    version = (obs.previous_status.get("drift") or {}).get("version") or {}
+    return [f"{m.get('pod')} serves {m.get('servedVersion')}" for m in version.get("mismatched") or []]
+
+
 def _health_conditions(obs: Observation, rollout: Rollout) -> tuple[Condition, list[str]]:
     """ModelHealthy, plus the pods serving a version other than the expected one."""
     if not obs.probing_enabled:
         return Condition(MODEL_HEALTHY, "Unknown", "ProbingDisabled", "spec.probing.enabled is false"), []
     if obs.health is None:
+        stated = carried(obs, MODEL_HEALTHY)
+        if stated is not None and stated.get("status") in ("True", "False"):
+            condition = Condition(MODEL_HEALTHY, stated["status"], stated.get("reason", ""), stated.get("message", ""))
+            return condition, _carried_mismatches(obs)
         return Condition(MODEL_HEALTHY, "Unknown", "AwaitingProbe", "no probe cycle has completed yet"), []
     replicas = obs.health.replicas
     mismatched = [
@@ -244,6 +266,8 @@ def compute_status(obs: Observation, *, now: str) -> dict[str, Any]:
         drifted = Condition(DRIFTED, "True", "DataDrift", obs.data_drift.message)
     elif obs.data_drift is not None and obs.data_drift.insufficient:
         drifted = Condition(DRIFTED, "Unknown", "InsufficientSamples", obs.data_drift.message)
+    elif obs.data_drift is None and (stated := _carried_data_drift(obs)) is not None:
+        drifted = stated
     else:
         drifted = Condition(
             DRIFTED, "False", "NoDrift", obs.data_drift.message if obs.data_drift is not None else "no drift detected"
@@ -264,14 +288,21 @@ def compute_status(obs: Observation, *, now: str) -> dict[str, Any]:
         status["selector"] = obs.selector
     if obs.url:
         status["url"] = obs.url
+    previous_drift = obs.previous_status.get("drift") or {}
     if obs.health is not None:
         status["health"] = health_status(obs.health)
+    elif healthy.status in ("True", "False") and obs.previous_status.get("health"):
+        status["health"] = dict(obs.previous_status["health"])  # carried with ModelHealthy
     drift: dict[str, Any] = {}
     if obs.config_drift:
         drift["config"] = dict(obs.config_drift)
     if obs.data_drift is not None:
         drift["data"] = dict(obs.data_drift.status)
-    if mismatched:
+    elif drifted.reason in ("DataDrift", "InsufficientSamples") and previous_drift.get("data"):
+        drift["data"] = dict(previous_drift["data"])
+    if mismatched and obs.health is None and previous_drift.get("version"):
+        drift["version"] = dict(previous_drift["version"])
+    elif mismatched:
         drift["version"] = {
             "expected": obs.expected_version,
             "mismatched": [
@@ -283,6 +314,13 @@ def compute_status(obs: Observation, *, now: str) -> dict[str, Any]:
     if drift:
         status["drift"] = drift
     return status
+
+
+def _carried_data_drift(obs: Observation) -> Condition | None:
+    stated = carried(obs, DRIFTED)
+    if stated is None or stated.get("reason") not in ("DataDrift", "InsufficientSamples"):
+        return None
+    return Condition(DRIFTED, stated.get("status", "Unknown"), stated["reason"], stated.get("message", ""))
 
 
 def _ready(
