@@ -55,7 +55,8 @@ POD = Kind("v1", "Pod", "pods")
 EVENT = Kind("v1", "Event", "events")
 SECRET = Kind("v1", "Secret", "secrets")
 MODEL_DEPLOYMENT = Kind("modeldeploy.io/v1alpha1", "ModelDeployment", "modeldeployments")
-KINDS_BY_NAME = {k.kind: k for k in (DEPLOYMENT, SERVICE, HPA, POD, EVENT, SECRET, MODEL_DEPLOYMENT)}
+LEASE = Kind("coordination.k8s.io/v1", "Lease", "leases")
+KINDS_BY_NAME = {k.kind: k for k in (DEPLOYMENT, SERVICE, HPA, POD, EVENT, SECRET, MODEL_DEPLOYMENT, LEASE)}
 
 
 class ApiError(Exception):
@@ -155,6 +156,21 @@ class KubeClient:
         """The whole list, with its resourceVersion to start a watch from."""
         params = {"labelSelector": label_selector} if label_selector else {}
         response = await self._request("GET", kind.path(namespace), params=params)
+        result: Obj = response.json()
+        return result
+
+    async def create(self, kind: Kind, namespace: str, obj: Mapping[str, Any]) -> Obj:
+        response = await self._request(
+            "POST", kind.path(namespace), content=json.dumps(obj), headers={"Content-Type": "application/json"}
+        )
+        result: Obj = response.json()
+        return result
+
+    async def replace(self, kind: Kind, namespace: str, name: str, obj: Mapping[str, Any]) -> Obj:
+        """PUT with the resourceVersion the caller read: 409 when someone wrote in between."""
+        response = await self._request(
+            "PUT", kind.path(namespace, name), content=json.dumps(obj), headers={"Content-Type": "application/json"}
+        )
         result: Obj = response.json()
         return result
 

@@ -33,4 +33,11 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission("", "events", ("create",), "report transitions with core/v1 Events"),
 )
 
+LEADER_ELECTION = Permission(
+    "coordination.k8s.io",
+    "leases",
+    ("get", "create", "update"),
+    "optional: hold the leader Lease (a Role in the operator's own namespace only)",
+)
+
 PULL_SECRET_CHECK = Permission("", "secrets", ("get",), "optional: verify imagePullSecrets exist before rolling out")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from typing import Any
 
 import kopf
 from prometheus_client import start_http_server
 
 from modeldeploy import handlers, kubeapi, metrics
+from modeldeploy.controller.leader import LeaderElector, LeaseSettings
 from modeldeploy.controller.manager import Controller
 from modeldeploy.settings import OperatorSettings
 
@@ -34,11 +37,39 @@ def connection_info(configuration: Any) -> kopf.ConnectionInfo:
     )
 
 
-async def serve(settings: OperatorSettings, *, stop_flag: asyncio.Event | None = None) -> None:
+def lease_settings(settings: OperatorSettings) -> LeaseSettings:
+    namespace = settings.leader_election_namespace or os.environ.get("POD_NAMESPACE") or "default"
+    identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+    return LeaseSettings(
+        namespace=namespace,
+        name=settings.leader_election_name,
+        identity=identity,
+        lease_seconds=settings.lease_seconds,
+        renew_seconds=settings.renew_seconds,
+    )
+
+
+async def serve(settings: OperatorSettings, *, stop_flag: asyncio.Event | None = None) -> bool:
+    """Run until stopped; False when the process stopped because it lost its Lease."""
     configuration = kubeapi.load_configuration(settings.kubeconfig, settings.context)
-    controller = Controller(kubeapi.KubeClient(configuration), settings)
+    api = kubeapi.KubeClient(configuration)
+    controller = Controller(api, settings)
     registry = kopf.OperatorRegistry()
-    handlers.register(registry, controller)
+    stop = stop_flag or asyncio.Event()
+    background: list[asyncio.Task[None]] = []
+    elector = LeaderElector(api, lease_settings(settings)) if settings.leader_election else None
+
+    def campaign() -> None:
+        assert elector is not None
+
+        async def stop_when_lost() -> None:
+            await elector.lost.wait()
+            stop.set()
+
+        background.append(asyncio.create_task(elector.run(controller.start), name="modeldeploy-leader"))
+        background.append(asyncio.create_task(stop_when_lost(), name="modeldeploy-leader-watch"))
+
+    handlers.register(registry, controller, campaign if elector is not None else None)
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
@@ -55,12 +86,14 @@ async def serve(settings: OperatorSettings, *, stop_flag: asyncio.Event | None =
         namespaces=settings.namespaces,
         standalone=True,
         liveness_endpoint=liveness,
-        stop_flag=stop_flag,
+        stop_flag=stop,
     )
+    for task in background:
+        task.cancel()
+    return elector is None or not elector.lost.is_set()
 
 
 def run(settings: OperatorSettings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    asyncio.run(serve(settings))
-    return 0
+    return 0 if asyncio.run(serve(settings)) else 1

@@ -23,6 +23,15 @@ class OperatorSettings(BaseSettings):
     health_port: int = Field(default=8081, ge=0, description="Liveness endpoint port (/healthz); 0 disables.")
     health_host: str = "0.0.0.0"
     max_inflight_probes: int = Field(default=256, ge=1)
+    leader_election: bool = Field(
+        default=False, description="Hold a Lease so several replicas can run; only the holder reconciles."
+    )
+    leader_election_namespace: str | None = Field(
+        default=None, description="Namespace of the Lease; defaults to $POD_NAMESPACE, else 'default'."
+    )
+    leader_election_name: str = "modeldeploy"
+    lease_seconds: float = Field(default=15.0, gt=0)
+    renew_seconds: float = Field(default=5.0, gt=0)
     verify_pull_secrets: bool = Field(
         default=True,
         description="Look up imagePullSecrets before rolling out; skipped quietly without `get` on Secrets.",

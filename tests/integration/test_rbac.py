@@ -71,9 +71,11 @@ StartChartOperator = Callable[..., ChartOperator]
 def chart_operator(sandbox: Sandbox, namespace: str, watched: str, tmp_path: Path) -> Iterator[StartChartOperator]:
     started: list[tuple[str, OperatorProcess]] = []
 
-    def start(mode: str, *, verify_pull_secrets: bool = False) -> ChartOperator:
+    def start(mode: str, *, verify_pull_secrets: bool = False, leader_election: bool = False) -> ChartOperator:
         release = unique("rel")
         values = ["--set", "crd.install=false", "--set", f"verifyImagePullSecrets={str(verify_pull_secrets).lower()}"]
+        if leader_election:
+            values += ["--set", "leaderElection.enabled=true"]
         if mode == "namespaced":
             values += ["--set", "rbac.scope=namespaced", "--set", f"watchNamespaces={{{watched}}}"]
         helm("install", release, str(CHART_DIR), f"--namespace={namespace}", *values, kubeconfig=sandbox.kubeconfig)
@@ -81,7 +83,7 @@ def chart_operator(sandbox: Sandbox, namespace: str, watched: str, tmp_path: Pat
         deployment = get(admin, "deployment", "-l", f"app.kubernetes.io/instance={release}")["items"][0]
         pod = deployment["spec"]["template"]["spec"]
         account = pod["serviceAccountName"]
-        env = {item["name"]: item["value"] for item in pod["containers"][0]["env"]}
+        env = {item["name"]: item["value"] for item in pod["containers"][0]["env"] if "value" in item}
         # the operator runs with what the chart gives its pod: same account, same settings
         assert env["MODELDEPLOY_VERIFY_PULL_SECRETS"] == str(verify_pull_secrets).lower()
         token = admin("create", "token", account, "--duration=1h").stdout.strip()
@@ -93,6 +95,20 @@ def chart_operator(sandbox: Sandbox, namespace: str, watched: str, tmp_path: Pat
             {
                 "MODELDEPLOY_VERIFY_PULL_SECRETS": env["MODELDEPLOY_VERIFY_PULL_SECRETS"],
                 "MODELDEPLOY_NAMESPACES": watched,
+                # what the downward API gives the chart's pod
+                **(
+                    {
+                        key: env[key]
+                        for key in (
+                            "MODELDEPLOY_LEADER_ELECTION",
+                            "MODELDEPLOY_LEASE_SECONDS",
+                            "MODELDEPLOY_RENEW_SECONDS",
+                        )
+                    }
+                    | {"POD_NAMESPACE": namespace, "POD_NAME": f"{release}-pod"}
+                    if leader_election
+                    else {}
+                ),
             },
         )
         started.append((release, process))
@@ -165,11 +181,13 @@ def drive_a_model_through_its_life(kubectl: Kubectl) -> None:
     )
 
 
-@pytest.mark.parametrize("mode", ["cluster", "namespaced"])
+@pytest.mark.parametrize("mode", ["cluster", "namespaced", "cluster-leader-election"])
 def test_operator_runs_on_the_charts_rbac_alone(
     chart_operator: StartChartOperator, sandbox: Sandbox, namespace: str, watched: str, mode: str
 ) -> None:
-    operator = chart_operator(mode)
+    leader_election = mode.endswith("-leader-election")
+    mode = mode.removesuffix("-leader-election")
+    operator = chart_operator(mode, leader_election=leader_election)
     # what the chart's account may do: the declared permissions, nothing else
     assert operator.can("patch", "modeldeployments.modeldeploy.io", "--subresource=status", "-n", watched)
     assert operator.can("create", "horizontalpodautoscalers.autoscaling", "-n", watched)
@@ -184,6 +202,10 @@ def test_operator_runs_on_the_charts_rbac_alone(
 
     log = operator.process.log()
     assert f"starting for {watched}" in log
+    if leader_election:
+        assert "became the leader" in log
+        assert operator.can("update", "leases.coordination.k8s.io", "-n", namespace)
+        assert not operator.can("update", "leases.coordination.k8s.io", "-n", watched)
     assert forbidden_lines(log) == [], "\n".join(forbidden_lines(log))
     assert operator.process.process.poll() is None, "the operator died"
 

@@ -53,7 +53,7 @@ def container(docs: list[Doc]) -> Doc:
 
 
 def env_of(docs: list[Doc]) -> dict[str, str]:
-    return {item["name"]: item["value"] for item in container(docs)["env"]}
+    return {item["name"]: item["value"] for item in container(docs)["env"] if "value" in item}
 
 
 # ---- lint and render -----------------------------------------------------------------------
@@ -288,7 +288,8 @@ def test_service_monitor_needs_both_the_value_and_the_api() -> None:
     ("args", "message"),
     [
         (("--set", "replicas=-1"), "at '/replicas': minimum: got -1, want 0"),
-        (("--set", "replicas=2"), "at '/replicas': maximum: got 2, want 1"),
+        (("--set", "replicas=2"), "replicas above 1 need leaderElection.enabled=true"),
+        (("--set", "leaderElection.enabled=true", "--set", "replicas=6"), "at '/replicas': maximum: got 6, want 5"),
         (("--set", "replicas=many"), "at '/replicas': got string, want integer"),
         (("--set", "rbac.scope=global"), "at '/rbac/scope': value must be one of 'cluster', 'namespaced'"),
         (("--set", "replica=1"), "additional properties 'replica' not allowed"),
@@ -331,3 +332,30 @@ def test_values_file_is_accepted_by_its_schema_and_documented() -> None:
     assert values["crd"]["install"] is True
     assert values["verifyImagePullSecrets"] is False
     assert values["rbac"]["scope"] == "cluster"
+
+
+# ---- leader election ---------------------------------------------------------------------------
+
+
+def test_leader_election_adds_exactly_a_lease_role_in_the_release_namespace() -> None:
+    from modeldeploy.rbac import LEADER_ELECTION
+
+    docs = render("--set", "leaderElection.enabled=true", "--set", "replicas=2", release="prod", namespace="ops")
+    (lease_role,) = [r for r in of_kind(docs, "Role") if r["metadata"]["name"].endswith(":leader-election")]
+    assert lease_role["metadata"]["namespace"] == "ops"
+    assert rbac_difference(lease_role, triples([LEADER_ELECTION])) == (set(), set())
+    (binding,) = of_kind(docs, "RoleBinding")
+    assert binding["roleRef"]["name"] == lease_role["metadata"]["name"]
+    (deployment,) = of_kind(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    env = {item["name"]: item for item in container(docs)["env"]}
+    assert env["MODELDEPLOY_LEADER_ELECTION"]["value"] == "true"
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+
+
+def test_without_leader_election_there_is_no_lease_permission() -> None:
+    docs = render(release="prod", namespace="ops")
+    assert not of_kind(docs, "Role")
+    assert "MODELDEPLOY_LEADER_ELECTION" not in env_of(docs)

@@ -67,6 +67,12 @@ on them, so `helm template --show-only` fails the same way as a full render.
 {{- else if .Values.watchNamespaces }}
 {{- fail "watchNamespaces is only used with rbac.scope=namespaced; with rbac.scope=cluster the operator serves every namespace" }}
 {{- end }}
+{{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) }}
+{{- fail "replicas above 1 need leaderElection.enabled=true: without it, every replica would reconcile every model" }}
+{{- end }}
+{{- if and .Values.leaderElection.enabled (ge (int .Values.leaderElection.renewSeconds) (int .Values.leaderElection.leaseSeconds)) }}
+{{- fail "leaderElection.renewSeconds must be below leaderElection.leaseSeconds" }}
+{{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.service.enabled) }}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.service.enabled: the ServiceMonitor selects that Service" }}
 {{- end }}

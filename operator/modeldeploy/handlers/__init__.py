@@ -7,6 +7,7 @@ and no finalizer on our objects, so a ModelDeployment stays exactly as its autho
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, cast
 
 import kopf
@@ -39,8 +40,12 @@ def _raw(event: kopf.RawEvent) -> dict[str, Any]:
     return cast(dict[str, Any], event["object"])
 
 
-def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
-    """Attach the handlers to `registry`; the controller is captured, not a module global."""
+def register(registry: kopf.OperatorRegistry, controller: Controller, begin: Callable[[], None] | None = None) -> None:
+    """Attach the handlers to `registry`; the controller is captured, not a module global.
+
+    `begin` starts the work once kopf is configured: by default the controller itself, or a
+    leader election that starts it when this replica holds the Lease.
+    """
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -54,7 +59,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         settings.watching.client_timeout = 330
         settings.networking.error_backoffs = [1, 2, 5, 10]
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-        controller.start()
+        (begin or controller.start)()
 
     @kopf.on.cleanup(registry=registry)
     async def shutdown(**_: Any) -> None:

@@ -1,0 +1,90 @@
+"""Two operator replicas: only the Lease holder works; when it goes, the standby takes over."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from modeldeploy.sandbox.cluster import Sandbox
+from tests.conftest import (
+    Kubectl,
+    OperatorProcess,
+    get_json,
+    model_deployment,
+    start_operator,
+    stop_operator,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration  # runs its own operators: no module-wide admin operator here
+
+LEASE_SECONDS = 4
+
+
+def reconciles(operator: OperatorProcess) -> float:
+    with urllib.request.urlopen(operator.metrics_url, timeout=5) as response:
+        text = response.read().decode()
+    return sum(
+        s.value
+        for f in text_string_to_metric_families(text)
+        if f.name == "modeldeploy_reconciles"
+        for s in f.samples
+        if s.name.endswith("_total") and s.labels["result"] != "skipped"
+    )
+
+
+def holder(kubectl: Kubectl) -> str | None:
+    found = kubectl("get", "lease", "modeldeploy", "-o", "json", check=False)
+    if found.returncode != 0:
+        return None
+    return json.loads(found.stdout)["spec"].get("holderIdentity")  # type: ignore[no-any-return]
+
+
+def ready_at(kubectl: Kubectl, generation: int) -> bool:
+    md = get_json(kubectl, "md", "iris")
+    status = md.get("status") or {}
+    ready = [c for c in status.get("conditions", []) if c["type"] == "Ready"]  # type: ignore[union-attr]
+    return bool(ready) and ready[0]["status"] == "True" and status.get("observedGeneration") == generation  # type: ignore[union-attr]
+
+
+def test_only_the_holder_reconciles_and_a_standby_takes_over(
+    sandbox: Sandbox, crd: Path, kubectl: Kubectl, namespace: str, tmp_path: Path
+) -> None:
+    operators: dict[str, OperatorProcess] = {}
+    try:
+        for identity in ("replica-a", "replica-b"):
+            operators[identity] = start_operator(
+                sandbox.kubeconfig,
+                tmp_path / f"{identity}.log",
+                {
+                    "MODELDEPLOY_LEADER_ELECTION": "true",
+                    "MODELDEPLOY_LEADER_ELECTION_NAMESPACE": namespace,
+                    "MODELDEPLOY_LEASE_SECONDS": str(LEASE_SECONDS),
+                    "MODELDEPLOY_RENEW_SECONDS": "1",
+                    "POD_NAME": identity,
+                },
+            )
+        leader = str(wait_for(lambda: holder(kubectl), timeout=15, what="a Lease holder"))
+        standby = next(name for name in operators if name != leader)
+
+        kubectl("apply", "-f", "-", input=json.dumps(model_deployment(replicas=1)))
+        wait_for(lambda: ready_at(kubectl, 1), timeout=60, what="Ready under the leader")
+        assert reconciles(operators[leader]) > 0
+        assert reconciles(operators[standby]) == 0, "a standby must not reconcile"
+
+        stop_operator(operators.pop(leader))
+        wait_for(lambda: holder(kubectl) == standby, timeout=3 * LEASE_SECONDS, what="the standby takes the Lease")
+        lease = json.loads(kubectl("get", "lease", "modeldeploy", "-o", "json").stdout)["spec"]
+        assert lease["leaseTransitions"] == 1
+        patch = {"spec": {"model": {"name": "iris", "version": "2.0.0"}}}
+        kubectl("patch", "md", "iris", "--type=merge", "-p", json.dumps(patch))
+        wait_for(lambda: ready_at(kubectl, 2), timeout=60, what="the new leader reconciles a change")
+        assert reconciles(operators[standby]) > 0
+        assert "became the leader" in operators[standby].log()
+    finally:
+        for operator in operators.values():
+            stop_operator(operator)
