@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from modeldeploy.sandbox.cluster import Sandbox, kubectl_binary
 
@@ -192,6 +193,39 @@ def model_deployment(name: str = "iris", **spec: Any) -> dict[str, Any]:
         "kind": "ModelDeployment",
         "metadata": {"name": name},
         "spec": body,
+    }
+
+
+def reconciles_by_result(operator: OperatorProcess) -> dict[str, float]:
+    """`modeldeploy_reconciles_total` of one operator process, per `result` label."""
+    with urllib.request.urlopen(operator.metrics_url, timeout=5) as response:
+        text = response.read().decode()
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "modeldeploy_reconciles":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    counts[sample.labels["result"]] = counts.get(sample.labels["result"], 0.0) + sample.value
+    return counts
+
+
+def petal_length_drift(min_samples: int = 300) -> dict[str, Any]:
+    """A drift spec on the reference model server's petal length, with the iris baseline."""
+    return {
+        "method": "psi",
+        "threshold": 0.2,
+        "minSamples": min_samples,
+        "windowSeconds": 600,
+        "metrics": [
+            {
+                "name": "modelserver_feature_value",
+                "labels": {"feature": "petal_length"},
+                "baseline": {
+                    "bounds": [1, 2, 3, 4, 5, 6, 7],
+                    "proportions": [0.007, 0.326, 0.007, 0.087, 0.287, 0.22, 0.066, 0.0],
+                },
+            }
+        ],
     }
 
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import urllib.request
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from modeldeploy.sandbox.cluster import Sandbox
 from tests.conftest import (
@@ -15,6 +13,7 @@ from tests.conftest import (
     OperatorProcess,
     get_json,
     model_deployment,
+    reconciles_by_result,
     start_operator,
     stop_operator,
     wait_for,
@@ -26,15 +25,7 @@ LEASE_SECONDS = 4
 
 
 def reconciles(operator: OperatorProcess) -> float:
-    with urllib.request.urlopen(operator.metrics_url, timeout=5) as response:
-        text = response.read().decode()
-    return sum(
-        s.value
-        for f in text_string_to_metric_families(text)
-        if f.name == "modeldeploy_reconciles"
-        for s in f.samples
-        if s.name.endswith("_total") and s.labels["result"] != "skipped"
-    )
+    return sum(count for result, count in reconciles_by_result(operator).items() if result != "skipped")
 
 
 def holder(kubectl: Kubectl) -> str | None:

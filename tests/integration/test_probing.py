@@ -12,16 +12,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from modeldeploy.sandbox.traffic import iris_rows, send_rows
-from tests.conftest import Kubectl, OperatorProcess, condition, get_json, wait_for
+from tests.conftest import Kubectl, OperatorProcess, condition, get_json, petal_length_drift, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("operator")]
 
 INTERVAL = 2
 FAULT = "farm.modeldeploy.io/fault"
-PETAL_LENGTH_BASELINE = {
-    "bounds": [1, 2, 3, 4, 5, 6, 7],
-    "proportions": [0.007, 0.326, 0.007, 0.087, 0.287, 0.22, 0.066, 0.0],
-}
 
 
 def manifest(replicas: int = 3, **spec: Any) -> dict[str, Any]:
@@ -118,19 +114,7 @@ def _drift(kubectl: Kubectl) -> dict[str, Any]:
 
 
 def test_shifted_traffic_is_data_drift_and_baseline_traffic_is_not(kubectl: Kubectl) -> None:
-    drift = {
-        "method": "psi",
-        "threshold": 0.2,
-        "minSamples": 300,
-        "windowSeconds": 600,
-        "metrics": [
-            {
-                "name": "modelserver_feature_value",
-                "labels": {"feature": "petal_length"},
-                "baseline": PETAL_LENGTH_BASELINE,
-            }
-        ],
-    }
+    drift = petal_length_drift(min_samples=300)
     create_ready(kubectl, manifest(drift=drift))
     time.sleep(INTERVAL + 1)  # every replica has been scraped once: its reference point
     addresses = [(p["status"]["podIP"], 8080) for p in pods(kubectl)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.request
 from typing import Any
 
 import pytest
@@ -21,6 +20,7 @@ from tests.conftest import (
     condition,
     get_json,
     model_deployment,
+    reconciles_by_result,
     wait_for,
 )
 
@@ -289,15 +289,8 @@ def test_reapply_and_resync_of_a_converged_resource_cost_zero_writes(
 
 
 def _reconciles(operator: OperatorProcess, result: str | None = None) -> float:
-    with urllib.request.urlopen(operator.metrics_url, timeout=5) as response:
-        text = response.read().decode()
-    return sum(
-        s.value
-        for f in text_string_to_metric_families(text)
-        if f.name == "modeldeploy_reconciles"
-        for s in f.samples
-        if s.name.endswith("_total") and result in (None, s.labels["result"])
-    )
+    counts = reconciles_by_result(operator)
+    return sum(counts.values()) if result is None else counts.get(result, 0.0)
 
 
 def test_missing_pull_secret_stalls_without_a_retry_storm(kubectl: Kubectl, operator: OperatorProcess) -> None:

@@ -11,27 +11,20 @@ import pytest
 
 from modeldeploy.sandbox.cluster import Sandbox
 from modeldeploy.sandbox.traffic import iris_rows, send_rows
-from tests.conftest import Kubectl, condition, get_json, model_deployment, start_operator, stop_operator, wait_for
+from tests.conftest import (
+    Kubectl,
+    condition,
+    get_json,
+    model_deployment,
+    petal_length_drift,
+    start_operator,
+    stop_operator,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration  # runs its own operators: no module-wide admin operator here
 
 INTERVAL = 2
-DRIFT = {
-    "method": "psi",
-    "threshold": 0.2,
-    "minSamples": 300,
-    "windowSeconds": 600,
-    "metrics": [
-        {
-            "name": "modelserver_feature_value",
-            "labels": {"feature": "petal_length"},
-            "baseline": {
-                "bounds": [1, 2, 3, 4, 5, 6, 7],
-                "proportions": [0.007, 0.326, 0.007, 0.087, 0.287, 0.22, 0.066, 0.0],
-            },
-        }
-    ],
-}
 
 
 def reasons(kubectl: Kubectl) -> list[str]:
@@ -48,7 +41,7 @@ def test_a_restarted_operator_keeps_verdicts_and_emits_nothing_new(
             replicas=2,
             runtime={"image": "ghcr.io/modeldeploy/modeldeploy:0.1.0"},
             probing={"intervalSeconds": INTERVAL, "timeoutSeconds": 1, "failureThreshold": 1},
-            drift=DRIFT,
+            drift=petal_length_drift(min_samples=300),
         )
         kubectl("apply", "-f", "-", input=json.dumps(doc))
         kubectl("wait", "--for=condition=Ready", "md/iris", "--timeout=60s")
