@@ -107,7 +107,49 @@ def wait_for(check: Callable[[], object], *, timeout: float, interval: float = 0
 def crd(admin_kubectl: Kubectl) -> Path:
     admin_kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
     admin_kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modeldeploy.io", "--timeout=30s")
+    _wait_until_the_garbage_collector_knows_model_deployments(admin_kubectl)
     return CRD_FILE
+
+
+def _wait_until_the_garbage_collector_knows_model_deployments(admin_kubectl: Kubectl) -> None:
+    """kube-controller-manager learns new resource types on a 30 s discovery resync.
+
+    Until then, objects owned by a deleted ModelDeployment are not collected. Prove the GC is
+    ready with a throwaway owner and dependent, once per session, so no test depends on how
+    long after the CRD's installation it happens to run.
+    """
+    namespace = f"gc-probe-{uuid.uuid4().hex[:6]}"
+    admin_kubectl("create", "namespace", namespace)
+    try:
+        owner = model_deployment("gc-probe", replicas=0)
+        created = json.loads(
+            admin_kubectl("-n", namespace, "create", "-o", "json", "-f", "-", input=json.dumps(owner)).stdout
+        )
+        dependent = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "gc-probe",
+                "ownerReferences": [
+                    {
+                        "apiVersion": "modeldeploy.io/v1alpha1",
+                        "kind": "ModelDeployment",
+                        "name": "gc-probe",
+                        "uid": created["metadata"]["uid"],
+                    }
+                ],
+            },
+        }
+        admin_kubectl("-n", namespace, "create", "-f", "-", input=json.dumps(dependent))
+        admin_kubectl("-n", namespace, "delete", "md", "gc-probe")
+        wait_for(
+            lambda: admin_kubectl("-n", namespace, "get", "configmap", "gc-probe", check=False).returncode != 0,
+            timeout=90,
+            interval=1,
+            what="the garbage collector to know ModelDeployments",
+        )
+    finally:
+        admin_kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
 @dataclass
