@@ -69,6 +69,15 @@ class ApiError(Exception):
         self.message = message
 
 
+def _api_error(response: httpx.Response, text: str) -> ApiError:
+    """The apiserver's Status (reason, message) when the body is one; else the raw text."""
+    try:
+        status = json.loads(text)
+        return ApiError(response.status_code, str(status.get("reason", "")), str(status.get("message", text)))
+    except (ValueError, AttributeError):
+        return ApiError(response.status_code, response.reason_phrase, text[:500])
+
+
 class _KubeAuth(httpx.Auth):
     """Bearer tokens that can rotate (projected ServiceAccount tokens): refreshed each minute."""
 
@@ -133,13 +142,7 @@ class KubeClient:
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = await self._http.request(method, path, **kwargs)
         if response.status_code >= 400:
-            try:
-                status = response.json()
-                raise ApiError(
-                    response.status_code, str(status.get("reason", "")), str(status.get("message", response.text))
-                )
-            except (ValueError, AttributeError):
-                raise ApiError(response.status_code, response.reason_phrase, response.text[:500]) from None
+            raise _api_error(response, response.text)
         return response
 
     async def get(self, kind: Kind, namespace: str | None, name: str) -> Obj | None:
@@ -152,12 +155,58 @@ class KubeClient:
         result: Obj = response.json()
         return result
 
-    async def list(self, kind: Kind, namespace: str | None, label_selector: str | None = None) -> Obj:
-        """The whole list, with its resourceVersion to start a watch from."""
-        params = {"labelSelector": label_selector} if label_selector else {}
-        response = await self._request("GET", kind.path(namespace), params=params)
-        result: Obj = response.json()
-        return result
+    async def list(
+        self, kind: Kind, namespace: str | None, label_selector: str | None = None, *, page_size: int = 500
+    ) -> Obj:
+        """The whole list, read in pages, with the resourceVersion to start a watch from.
+
+        Pages keep one response of thousands of pods from being decoded in one piece; the
+        apiserver serves every page from the snapshot of the first, so the result is consistent.
+        """
+        params: dict[str, str] = {"limit": str(page_size)}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        items: list[Obj] = []
+        while True:
+            response = await self._request("GET", kind.path(namespace), params=params)
+            page: Obj = response.json()
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                page["items"] = items
+                return page
+            params["continue"] = token
+
+    async def watch(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        resource_version: str,
+        *,
+        label_selector: str | None = None,
+        timeout_seconds: int = 300,
+    ) -> AsyncIterator[Obj]:
+        """Watch events after `resource_version`, bookmarks included, until the server ends the call.
+
+        The server closes the stream after `timeout_seconds`; the client waits a little longer
+        for a line, so a silently dead connection (no FIN after a network cut) ends too.
+        """
+        params = {
+            "watch": "1",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout_seconds),
+        }
+        if label_selector:
+            params["labelSelector"] = label_selector
+        timeout = httpx.Timeout(10.0, read=timeout_seconds + 30.0)
+        async with self._http.stream("GET", kind.path(namespace), params=params, timeout=timeout) as response:
+            if response.status_code >= 400:
+                body = (await response.aread()).decode(errors="replace")
+                raise _api_error(response, body)
+            async for line in response.aiter_lines():
+                if line:
+                    yield json.loads(line)
 
     async def create(self, kind: Kind, namespace: str, obj: Mapping[str, Any]) -> Obj:
         response = await self._request(
@@ -175,7 +224,12 @@ class KubeClient:
         return result
 
     async def apply(self, obj: Mapping[str, Any], *, field_manager: str = FIELD_MANAGER, force: bool = True) -> Obj:
-        """Server-side apply: the object we send is the whole of what we own."""
+        """Server-side apply: the object we send is the whole of what we own.
+
+        The body is JSON (valid YAML) written as UTF-8: with `ensure_ascii` a character
+        outside the Basic Multilingual Plane becomes a surrogate pair escape, which JSON allows
+        but the apiserver's YAML parser rejects, so one emoji in a model name failed every apply.
+        """
         kind = KINDS_BY_NAME[str(obj["kind"])]
         metadata = obj["metadata"]
         path = kind.path(metadata.get("namespace"), metadata["name"])
@@ -184,7 +238,7 @@ class KubeClient:
             "PATCH",
             path,
             params=params,
-            content=json.dumps(obj),
+            content=json.dumps(obj, ensure_ascii=False).encode(),
             headers={"Content-Type": "application/apply-patch+yaml"},
         )
         result: Obj = response.json()

@@ -14,6 +14,7 @@ from prometheus_client import start_http_server
 from modeldeploy import handlers, kubeapi, metrics
 from modeldeploy.controller.leader import LeaderElector, LeaseSettings
 from modeldeploy.controller.manager import Controller
+from modeldeploy.health import serve_liveness
 from modeldeploy.settings import OperatorSettings
 
 log = logging.getLogger("modeldeploy")
@@ -77,17 +78,24 @@ async def serve(settings: OperatorSettings, *, stop_flag: asyncio.Event | None =
 
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=metrics.REGISTRY)
-    liveness = f"http://{settings.health_host}:{settings.health_port}/healthz" if settings.health_port else None
+    liveness = (
+        await serve_liveness(settings.health_host, settings.health_port, controller.liveness)
+        if settings.health_port
+        else None
+    )
     scope = ", ".join(settings.namespaces) or "all namespaces"
     log.info("modeldeploy operator starting for %s", scope)
-    await kopf.operator(
-        registry=registry,
-        clusterwide=not settings.namespaces,
-        namespaces=settings.namespaces,
-        standalone=True,
-        liveness_endpoint=liveness,
-        stop_flag=stop,
-    )
+    try:
+        await kopf.operator(
+            registry=registry,
+            clusterwide=not settings.namespaces,
+            namespaces=settings.namespaces,
+            standalone=True,
+            stop_flag=stop,
+        )
+    finally:
+        if liveness is not None:
+            await liveness.cleanup()
     for task in background:
         task.cancel()
     return elector is None or not elector.lost.is_set()

@@ -1,12 +1,19 @@
-"""In-memory copies of the objects the operator watches, fed by kopf's watch events.
+"""In-memory copies of the objects the operator watches, fed by its informers.
 
 Only objects we own (labelled managed-by modeldeploy) and our own ModelDeployments are kept,
 so memory grows with what we manage, not with the cluster.
+
+A watch can miss deletions: an object deleted while the stream was down never produces a
+DELETED event, only its absence from the next list. `replace` therefore makes the cache equal
+to a fresh list (client-go's informer semantics) and reports what disappeared, so an owner is
+not reconciled, nor its children re-applied, after it is gone.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 Obj = dict[str, Any]
@@ -18,11 +25,27 @@ def key_of(obj: Obj) -> Key:
     return str(metadata.get("namespace", "")), str(metadata.get("name", ""))
 
 
+def _revision(obj: Obj) -> int | None:
+    """The object's resourceVersion as a number, when it is one.
+
+    resourceVersions are opaque by contract, but the apiserver's etcd storage hands out etcd
+    revisions, which only grow. The one comparison made with them keeps a watch event that
+    was already on its way from overwriting the newer object our own write just returned.
+    """
+    value = obj.get("metadata", {}).get("resourceVersion")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 class ObjectCache:
     """Latest version of each object of one kind, by (namespace, name)."""
 
     def __init__(self, index_label: str | None = None) -> None:
         self._objects: dict[Key, Obj] = {}
+        self._touched: dict[Key, int] = {}
+        self._clock = itertools.count(1)
         self._index_label = index_label
         self._index: dict[tuple[str, str], set[Key]] = defaultdict(set)
 
@@ -39,17 +62,51 @@ class ObjectCache:
         """Objects in `namespace` whose index label equals `value` (e.g. pods of one child)."""
         return [self._objects[k] for k in sorted(self._index.get((namespace, value), ())) if k in self._objects]
 
-    def apply_event(self, event_type: str | None, obj: Obj) -> None:
+    def mark(self) -> int:
+        """A point in the cache's history: `replace` keeps what was stored after it."""
+        return next(self._clock)
+
+    def apply_event(self, event_type: str | None, obj: Obj) -> bool:
+        """Store or drop `obj`; False when it is older than what the cache already holds."""
         key = key_of(obj)
-        self._unindex(key)
         if event_type == "DELETED":
+            self._unindex(key)
             self._objects.pop(key, None)
-            return
+            self._touched.pop(key, None)
+            return True
+        held = self._objects.get(key)
+        if held is not None and held.get("metadata", {}).get("uid") == obj.get("metadata", {}).get("uid"):
+            old, new = _revision(held), _revision(obj)
+            if old is not None and new is not None and new < old:
+                return False
+        self._unindex(key)
         self._objects[key] = obj
+        self._touched[key] = next(self._clock)
         if self._index_label is not None:
             value = obj.get("metadata", {}).get("labels", {}).get(self._index_label)
             if value is not None:
                 self._index[(key[0], value)].add(key)
+        return True
+
+    def replace(self, listed: Iterable[Obj], *, namespace: str | None, since: int) -> list[Obj]:
+        """Make the cache (in `namespace`, or everywhere) equal a list taken after mark `since`.
+
+        Returns the objects that were dropped because the list no longer has them. An object
+        stored after `since` (our own write while the list was in flight) is newer than the
+        list, so it stays.
+        """
+        seen: set[Key] = set()
+        for obj in listed:
+            seen.add(key_of(obj))
+            self.apply_event(None, obj)
+        gone = [
+            obj
+            for key, obj in list(self._objects.items())
+            if key not in seen and (namespace is None or key[0] == namespace) and self._touched.get(key, 0) < since
+        ]
+        for obj in gone:
+            self.apply_event("DELETED", obj)
+        return gone
 
     def _unindex(self, key: Key) -> None:
         previous = self._objects.get(key)

@@ -1,22 +1,41 @@
-"""Wires caches, the work queue, the reconciler and the probe loops into one controller."""
+"""Wires informers, the work queue, the reconciler and the probe loops into one controller."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from modeldeploy import kubeapi, metrics
 from modeldeploy.controller.cache import Key, key_of, owner_name
+from modeldeploy.controller.informer import Informer
 from modeldeploy.controller.probes import ProbeManager
 from modeldeploy.controller.queue import WorkQueue
 from modeldeploy.controller.reconciler import ControllerState, Reconciler
 from modeldeploy.probing.prober import Prober
-from modeldeploy.render.labels import NAME_LABEL
+from modeldeploy.render.labels import MANAGED_BY, MANAGER, NAME_LABEL
 from modeldeploy.settings import OperatorSettings
 
 log = logging.getLogger("modeldeploy.controller")
 Obj = dict[str, Any]
+OWNED_SELECTOR = f"{MANAGED_BY}={MANAGER}"
+# A worker that has finished nothing for this long while keys wait is wedged: every API call
+# it can make is bounded by the client's 30 s timeout, so minutes of silence mean a bug.
+STUCK_SECONDS = 300.0
+
+
+def spec_changed(obj: Obj, previous: Obj | None) -> bool:
+    """Whether an update of a ModelDeployment can change what the reconciler does.
+
+    The reconciler reads the spec (generation), the identity (uid) and the deletion mark;
+    an update of the status alone (our own writes, above all) is no reason to reconcile: that
+    is what made one bad object loop on its own status writes.
+    """
+    if previous is None:
+        return True
+    new, old = obj.get("metadata", {}), previous.get("metadata", {})
+    return any(new.get(f) != old.get(f) for f in ("generation", "uid", "deletionTimestamp"))
 
 
 class Controller:
@@ -30,38 +49,69 @@ class Controller:
         self.reconciler = Reconciler(
             api, self.state, verify_pull_secrets=settings.verify_pull_secrets, probes=self.probes
         )
+        self.informers = self._informers(settings.namespaces or [None])
+        self._watching: list[asyncio.Task[None]] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self.working = False
         metrics.bind_queue(lambda: self.queue.depth, lambda: self.queue.in_flight)
         metrics.MANAGED_MODELS.set_function(lambda: len(self.state.models))
 
-    # ---- events from kopf's watches --------------------------------------------------------
-    def on_model_event(self, event_type: str | None, obj: Obj) -> None:
-        metrics.WATCH_EVENTS.labels(kind="ModelDeployment", type=event_type or "LISTED").inc()
-        self.state.models.apply_event(event_type, obj)
-        self.queue.add(key_of(obj))
+    def _informers(self, namespaces: list[str] | list[None]) -> list[Informer]:
+        state = self.state
+        children = [
+            (kubeapi.DEPLOYMENT, state.deployments),
+            (kubeapi.SERVICE, state.services),
+            (kubeapi.HPA, state.hpas),
+        ]
+        informers = []
+        for namespace in namespaces:
+            informers.append(
+                Informer(self.api, kubeapi.MODEL_DEPLOYMENT, state.models, self.on_model_event, namespace=namespace)
+            )
+            for kind, cache in children:
+                informers.append(
+                    Informer(
+                        self.api, kind, cache, self.on_child_event, namespace=namespace, label_selector=OWNED_SELECTOR
+                    )
+                )
+            informers.append(
+                Informer(
+                    self.api,
+                    kubeapi.POD,
+                    state.pods,
+                    self.on_pod_event,
+                    namespace=namespace,
+                    label_selector=OWNED_SELECTOR,
+                )
+            )
+        return informers
 
-    def on_child_event(self, kind: str, event_type: str | None, obj: Obj) -> None:
-        metrics.WATCH_EVENTS.labels(kind=kind, type=event_type or "LISTED").inc()
-        self.state.cache_for(kind).apply_event(event_type, obj)
+    # ---- events from the informers (on the event loop, cache already updated) ---------------
+    def on_model_event(self, event_type: str, obj: Obj, previous: Obj | None) -> None:
+        if event_type in ("LISTED", "DELETED") or spec_changed(obj, previous):
+            self.queue.add(key_of(obj))
+
+    def on_child_event(self, event_type: str, obj: Obj, previous: Obj | None) -> None:
         owner = owner_name(obj, "ModelDeployment")
         if owner is not None:
             self.queue.add((key_of(obj)[0], owner))
 
-    def on_pod_event(self, event_type: str | None, obj: Obj) -> None:
-        metrics.WATCH_EVENTS.labels(kind="Pod", type=event_type or "LISTED").inc()
-        self.state.pods.apply_event(event_type, obj)
+    def on_pod_event(self, event_type: str, obj: Obj, previous: Obj | None) -> None:
         namespace, _ = key_of(obj)
         self.probes.poke_pods_of(namespace, obj.get("metadata", {}).get("labels", {}).get(NAME_LABEL))
 
     # ---- loops -----------------------------------------------------------------------------
     async def _work(self, key: Key) -> None:
         try:
-            await self.reconciler.reconcile(key)
+            retry_in = await self.reconciler.reconcile(key)
         except Exception as error:
             delay = self.queue.retry(key)
             log.warning("reconcile of %s/%s failed, retrying in %.1fs: %s", key[0], key[1], delay, error)
-        else:
+            return
+        if retry_in is None:
             self.queue.forget(key)
+        else:
+            self.queue.add_after(key, retry_in)
 
     async def _resync(self) -> None:
         while True:
@@ -69,17 +119,62 @@ class Controller:
             for key in self.state.models.known_keys():
                 self.queue.add(key)
 
+    def start_watching(self) -> None:
+        """Fill the caches; every replica does this, so a standby that takes over is warm."""
+        if not self._watching:
+            self._watching = [informer.start() for informer in self.informers]
+
+    async def wait_for_sync(self) -> None:
+        """Return once every cache equals a full list (client-go's WaitForCacheSync).
+
+        A worker that ran earlier would find children missing that are merely not listed yet,
+        re-apply them and compute Available=Unknown from an empty Deployment cache: exactly the
+        writes and flapping conditions an operator restart must not cause.
+        """
+        await asyncio.gather(*(informer.synced.wait() for informer in self.informers))
+
     def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self.queue.run_workers(self.settings.workers, self._work), name="modeldeploy-workers"),
-            asyncio.create_task(self._resync(), name="modeldeploy-resync"),
-        ]
+        """Start working (this replica leads): after the caches have synced."""
+        self.start_watching()
+        self._tasks = [asyncio.create_task(self._run(), name="the work loop")]
+        self._tasks[0].add_done_callback(_log_death)
+
+    async def _run(self) -> None:
+        started = time.monotonic()
+        await self.wait_for_sync()
+        log.info("caches synced in %.1fs: %d ModelDeployments", time.monotonic() - started, len(self.state.models))
+        self.working = True
+        await asyncio.gather(self.queue.run_workers(self.settings.workers, self._work), self._resync())
+
+    def liveness(self) -> str | None:
+        """Why the controller cannot do its job, or None when it can (for /healthz)."""
+        for informer in self.informers:
+            if self._watching and not informer.alive:
+                return f"the {informer.kind.plural} informer has stopped"
+        for task in self._tasks:
+            if task.done() and not task.cancelled():
+                return f"{task.get_name()} has stopped"
+        stuck = self.queue.stuck_for(time.monotonic())
+        if self.working and stuck > STUCK_SECONDS:
+            return f"no reconcile has finished for {stuck:.0f}s while {self.queue.depth} wait"
+        return None
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks = self._tasks + self._watching
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self.queue.close()
         await self.probes.close()
         await self.prober.aclose()
         await self.api.aclose()
+
+
+def _log_death(task: asyncio.Task[None]) -> None:
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        log.error("%s died; /healthz now fails so the pod is restarted", task.get_name(), exc_info=error)
+    else:
+        log.error("%s ended; /healthz now fails so the pod is restarted", task.get_name())

@@ -204,7 +204,9 @@ class ProbeManager:
         return never_healthy or bool(unprobed)
 
     def _remember(self, loop: LoopState, probe: ReplicaProbe, threshold: int, expected: str, now: str) -> ReplicaReport:
-        memory = loop.replicas.setdefault(probe.pod, ReplicaMemory())
+        memory = loop.replicas.get(probe.pod)
+        if memory is None:
+            memory = loop.replicas[probe.pod] = self._memory_from_status(loop.key, probe.pod)
         if probe.healthy:
             memory.failures = 0
             memory.last_good = probe
@@ -230,6 +232,21 @@ class ProbeManager:
             error=shown.error,
             since=memory.since,
         )
+
+    def _memory_from_status(self, key: Key, pod: str) -> ReplicaMemory:
+        """What the status says of `pod`, so a restarted operator keeps its `since`.
+
+        Without it every replica's `since` moved to the first round after a restart: one status
+        write per ModelDeployment for nothing a person would call a change.
+        """
+        body = self.state.models.get(key) or {}
+        for entry in ((body.get("status") or {}).get("health") or {}).get("replicas") or []:
+            if entry.get("pod") == pod and entry.get("since"):
+                healthy = bool(entry.get("live") and entry.get("ready") and entry.get("modelReady")) and not entry.get(
+                    "error"
+                )
+                return ReplicaMemory(healthy=healthy, since=str(entry["since"]))
+        return ReplicaMemory()
 
     def _drift(
         self,

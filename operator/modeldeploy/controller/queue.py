@@ -9,11 +9,15 @@ failures are retried with exponential backoff per key.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
+log = logging.getLogger("modeldeploy.queue")
+MAX_EXPONENT = 30  # 2**30 times any base delay is far past any cap; beyond it floats overflow
 
 
 class WorkQueue(Generic[K]):
@@ -26,6 +30,7 @@ class WorkQueue(Generic[K]):
         self._timers: dict[K, asyncio.TimerHandle] = {}
         self._base_delay = base_delay
         self._max_delay = max_delay
+        self.last_progress = time.monotonic()
 
     def __len__(self) -> int:
         return len(self._queued)
@@ -62,8 +67,8 @@ class WorkQueue(Generic[K]):
         """Requeue after a failure, backing off exponentially (with jitter) per key."""
         failures = self._failures.get(key, 0) + 1
         self._failures[key] = failures
-        jittered = self._base_delay * 2.0 ** (failures - 1) * random.uniform(0.8, 1.2)
-        delay: float = min(self._max_delay, jittered)
+        exponential = self._base_delay * 2.0 ** min(failures - 1, MAX_EXPONENT)
+        delay: float = min(self._max_delay, exponential * random.uniform(0.8, 1.2))
         self.add_after(key, delay)
         return delay
 
@@ -85,18 +90,39 @@ class WorkQueue(Generic[K]):
             self._dirty.discard(key)
             self.add(key)
 
+    def failures(self, key: K) -> int:
+        return self._failures.get(key, 0)
+
     async def run_workers(self, count: int, work: Callable[[K], Awaitable[None]]) -> None:
-        """Run `count` workers forever; `work` handles its own errors and retries."""
+        """Run `count` workers forever; `work` handles its own errors and retries.
+
+        A worker must never die of one item: whatever escapes `work` is logged with its
+        traceback and the key is retried with backoff. `last_progress` lets a liveness check
+        tell a working loop from one that holds keys and does nothing.
+        """
 
         async def worker() -> None:
             while True:
                 key = await self.get()
                 try:
                     await work(key)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("worker: unexpected error on %s; retrying it later", key)
+                    self.retry(key)
                 finally:
                     self.done(key)
+                    self.last_progress = time.monotonic()
 
+        self.last_progress = time.monotonic()
         await asyncio.gather(*(worker() for _ in range(count)))
+
+    def stuck_for(self, now: float) -> float:
+        """Seconds since a worker last finished an item while items were waiting (0 when idle)."""
+        if not self._queued and not self._processing:
+            return 0.0
+        return now - self.last_progress
 
     def close(self) -> None:
         for timer in self._timers.values():

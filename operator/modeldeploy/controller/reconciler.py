@@ -21,6 +21,7 @@ from modeldeploy import kubeapi, metrics
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
 from modeldeploy.controller.cache import Key, ObjectCache, controller_uid
 from modeldeploy.reconcile.compare import contains
+from modeldeploy.reconcile.limits import Failure, WriteBudget, is_stalled, record_failure, stalled_retry_in
 from modeldeploy.render import labels as lbl
 from modeldeploy.render.children import Owner, render_children, service_url
 from modeldeploy.render.names import child_name
@@ -78,6 +79,14 @@ class ControllerState:
             table.pop(key, None)
 
 
+class Throttled(Exception):
+    """The object has spent its write budget: look again in `wait` seconds."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"write budget spent; retry in {wait:.1f}s")
+        self.wait = wait
+
+
 class Stalled(Exception):
     """The reconcile cannot proceed until a person changes something."""
 
@@ -93,6 +102,10 @@ class Outcome:
     deleted: list[str] = field(default_factory=list)
     problem: status_compute.Problem | None = None
     namespace_terminating: bool = False
+    owner_gone: bool = False
+    throttled: bool = False
+    retry_in: float | None = None
+    body: Obj | None = None  # the owner as freshly read, when it was
 
 
 class Reconciler:
@@ -110,63 +123,124 @@ class Reconciler:
         self.probes = probes
         # namespace -> monotonic time until which it is known to be terminating
         self._terminating: dict[str, float] = {}
+        self.budget: WriteBudget[Key] = WriteBudget()
+        self._failures: dict[Key, Failure] = {}
 
-    async def reconcile(self, key: Key) -> None:
+    async def reconcile(self, key: Key) -> float | None:
+        """Converge one ModelDeployment; returns when to look again, if before the next event."""
         body = self.state.models.get(key)
         if body is None or body["metadata"].get("deletionTimestamp"):
-            if self.probes is not None:
-                self.probes.stop(key)
-            self.state.forget(key)
-            metrics.forget_model(*key)
-            return
+            self._forget(key)
+            return None
         if self._terminating.get(key[0], 0.0) > time.monotonic():
             metrics.RECONCILES.labels(result="skipped").inc()
-            return  # its namespace is being deleted: every child deletion would wake us for nothing
+            return None  # its namespace is being deleted: every child deletion would wake us for nothing
         started = time.perf_counter()
         result = "error"
         try:
             outcome = await self._converge(body)
-            if outcome.namespace_terminating:
-                self._terminating[key[0]] = time.monotonic() + TERMINATING_MEMORY_SECONDS
+            if outcome.namespace_terminating or outcome.owner_gone:
+                if outcome.namespace_terminating:
+                    self._terminating[key[0]] = time.monotonic() + TERMINATING_MEMORY_SECONDS
                 result = "skipped"
-                return
+                return None
+            if outcome.throttled:
+                result = "throttled"
+                return outcome.retry_in
             result = (
                 "stalled" if outcome.problem else ("applied" if outcome.applied or outcome.deleted else "unchanged")
             )
-            await self._write_status(body, outcome)
+            try:
+                await self._write_status(outcome.body or body, outcome)
+            except Throttled as throttled:
+                result = "throttled"
+                return throttled.wait
+            return outcome.retry_in
         finally:
             metrics.RECONCILES.labels(result=result).inc()
             metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+
+    def _forget(self, key: Key) -> None:
+        if self.probes is not None:
+            self.probes.stop(key)
+        self.state.forget(key)
+        self.budget.forget(key)
+        self._failures.pop(key, None)
+        metrics.forget_model(*key)
+
+    def _spend(self, key: Key, writes: int = 1) -> None:
+        """Take `writes` from the object's write budget, or defer the whole reconcile."""
+        now = time.monotonic()
+        wait = self.budget.wait(key, now, writes)
+        if wait > 0:
+            raise Throttled(wait)
+        self.budget.spend(key, now, writes)
+
+    async def _confirm_owner(self, body: Obj) -> Obj | None:
+        """The ModelDeployment as the apiserver has it now, or None when it is gone.
+
+        The cache can still hold an owner deleted while the watch was down; applying children
+        for it would create objects the garbage collector deletes at once, and the next
+        reconcile would report those deletions as hand edits. One GET before writing settles it.
+        """
+        metadata = body["metadata"]
+        fresh = await self.api.get(kubeapi.MODEL_DEPLOYMENT, metadata["namespace"], metadata["name"])
+        if fresh is None or fresh["metadata"].get("uid") != metadata.get("uid"):
+            log.info("%s/%s no longer exists; dropping it", metadata["namespace"], metadata["name"])
+            self.state.models.apply_event("DELETED", body)
+            self._forget((metadata["namespace"], metadata["name"]))
+            return None
+        self.state.models.apply_event("MODIFIED", fresh)
+        return fresh
 
     # ---- children -----------------------------------------------------------------------
     async def _converge(self, body: Obj) -> Outcome:
         outcome = Outcome()
         metadata = body["metadata"]
         owner = Owner(metadata["name"], metadata["namespace"], metadata["uid"])
+        key = (owner.namespace, owner.name)
         try:
             spec = ModelDeploymentSpec.model_validate(body.get("spec", {}))
             if self.probes is not None:
-                self.probes.ensure((owner.namespace, owner.name), spec)
+                self.probes.ensure(key, spec)
             await self._check_pull_secrets(owner, spec)
             desired = render_children(owner, spec)
             lives = [await self._live_child(owner, child) for child in desired.all()]
-            for child, live in zip(desired.all(), lives, strict=True):
-                await self._converge_child(body, owner, spec, child, live, outcome)
+            stale = [
+                (c, live) for c, live in zip(desired.all(), lives, strict=True) if live is None or not contains(live, c)
+            ]
+            if stale:
+                self._spend(key, len(stale))
+                fresh = await self._confirm_owner(body)
+                if fresh is None:
+                    outcome.owner_gone = True
+                    return outcome
+                outcome.body = body = fresh
+            for child, live in stale:
+                await self._converge_child(body, spec, child, live, outcome)
             if desired.hpa is None:
                 await self._delete_stale_hpa(owner, outcome)
+            self._failures.pop(key, None)
         except ValidationError as error:
             outcome.problem = status_compute.Problem("InvalidSpec", _validation_message(error))
         except Stalled as stalled:
             outcome.problem = stalled.problem
+        except Throttled as throttled:
+            outcome.throttled = True
+            outcome.retry_in = throttled.wait
+            log.warning("%s/%s is writing too often; next reconcile in %.0fs", key[0], key[1], throttled.wait)
+            return outcome
         except kubeapi.ApiError as error:
             if error.status == 403 and "being terminated" in error.message:
                 outcome.namespace_terminating = True  # the namespace controller is deleting everything
                 return outcome
-            if error.status in (400, 403, 422):
-                reason = "Forbidden" if error.status == 403 else "ApplyRejected"
-                outcome.problem = status_compute.Problem(reason, error.message)
-            else:
+            failure = record_failure(self._failures.get(key), f"{error.status} {error.message}")
+            self._failures[key] = failure
+            if not is_stalled(failure, error.status):
                 raise
+            reason = "Forbidden" if error.status == 403 else "ApplyRejected"
+            outcome.problem = status_compute.Problem(reason, error.message)
+            outcome.retry_in = stalled_retry_in(failure)
         await self._announce(body, outcome)
         return outcome
 
@@ -204,25 +278,26 @@ class Reconciler:
         return live
 
     async def _converge_child(
-        self, body: Obj, owner: Owner, spec: ModelDeploymentSpec, child: Obj, live: Obj | None, outcome: Outcome
+        self, body: Obj, spec: ModelDeploymentSpec, child: Obj, live: Obj | None, outcome: Outcome
     ) -> None:
         kind, name = child["kind"], child["metadata"]["name"]
         desired_hash = child["metadata"]["annotations"][lbl.APPLIED_HASH]
-        if live is not None and contains(live, child):
-            return
         label = f"{kind}/{name}"
         status = body.get("status") or {}
         converged_before = status.get("observedGeneration") == body["metadata"].get("generation")
+        correction = None
         if live is None:
             if converged_before:
-                outcome.corrected.append(f"{label} was deleted")
+                correction = f"{label} was deleted"
         elif live["metadata"].get("annotations", {}).get(lbl.APPLIED_HASH) == desired_hash:
-            outcome.corrected.append(f"{label} was edited")
+            correction = f"{label} was edited"
         if kind == "Deployment" and spec.autoscaling is not None and live is not None:
             await self._hand_replicas_to_hpa(live)
         applied = await self.api.apply(child)
         self.state.cache_for(kind).apply_event("MODIFIED", applied)
         outcome.applied.append(label)
+        if correction is not None:  # only a correction that took effect is one
+            outcome.corrected.append(correction)
 
     async def _hand_replicas_to_hpa(self, live: Obj) -> None:
         """Stop owning spec.replicas without resetting it, so the HPA takes over smoothly.
@@ -254,6 +329,12 @@ class Reconciler:
 
     async def _event(self, body: Obj, type_: str, reason: str, message: str) -> None:
         """Events are for people; failing to post one must never fail or repeat a reconcile."""
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        now = time.monotonic()
+        if self.budget.wait(key, now) > 0:
+            log.info("dropped event %s on %s/%s: write budget spent", reason, *key)
+            return
+        self.budget.spend(key, now)
         try:
             await self.api.post_event(body, type_=type_, reason=reason, message=message)
         except (kubeapi.ApiError, httpx.HTTPError) as error:
@@ -327,7 +408,9 @@ class Reconciler:
         comparable = status_compute.without_volatile(new)
         if comparable == status_compute.without_volatile(old) or comparable == self.state.last_written_status.get(key):
             return
-        await self.api.patch_status(kubeapi.MODEL_DEPLOYMENT, key[0], key[1], new)
+        self._spend(key)
+        written = await self.api.patch_status(kubeapi.MODEL_DEPLOYMENT, key[0], key[1], new)
+        self.state.models.apply_event("MODIFIED", written)
         self.state.last_written_status[key] = comparable
         for type_, reason, message in transition_events(old, new):
             await self._event(body, type_, reason, message)
