@@ -9,12 +9,13 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from kubernetes import client, config, watch
 
 from modeldeploy.sandbox import versions
-from modeldeploy.sandbox.cluster import Sandbox, _alive
-from tests.conftest import Kubectl
+from modeldeploy.sandbox.cluster import APISERVER, ETCD, FARM, Sandbox, _alive
+from tests.conftest import Kubectl, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -160,3 +161,101 @@ def test_up_is_idempotent_and_down_stops_every_process(tmp_path: Path, monkeypat
     assert not any(_alive(pid) for pid in first.values())
     assert not (tmp_path / "sbx").exists()
     assert os.environ["MODELDEPLOY_SANDBOX_DIR"] == str(tmp_path / "sbx")
+
+
+# ---- one component at a time: what the fault suite is built on -----------------------------------
+
+
+def _service_port(kubectl: Kubectl, name: str) -> int:
+    return int(kubectl("get", "service", name, "-o", "jsonpath={.spec.ports[0].port}").stdout)
+
+
+def test_an_etcd_restart_keeps_every_object_and_the_audit_log_names_the_writer(
+    sandbox: Sandbox, kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl("create", "service", "clusterip", "kept", "--tcp=81:81")
+    pids = dict(sandbox.state().pids)  # type: ignore[union-attr]
+    seconds = sandbox.restart_etcd(graceful=False)  # kill -9: whatever etcd acknowledged must survive
+    print(f"recovery: etcd kill -9 and restart {seconds:.1f}s")
+    assert sandbox.healthy()
+    after = sandbox.state().pids  # type: ignore[union-attr]
+    assert after[ETCD] != pids[ETCD]
+    assert {k: v for k, v in after.items() if k != ETCD} == {k: v for k, v in pids.items() if k != ETCD}
+    assert list(after) == list(pids), "a restarted component keeps its place in the stop order"
+    assert _service_port(kubectl, "kept") == 81
+    kubectl("create", "service", "clusterip", "written-after", "--tcp=82:82")
+    entries = [json.loads(line) for line in sandbox.audit_log().read_text().splitlines()]
+    ours = [
+        e
+        for e in entries
+        if (e.get("objectRef") or {}).get("namespace") == namespace and e["objectRef"].get("resource") == "services"
+    ]
+    assert [(e["verb"], e["objectRef"]["name"]) for e in ours] == [("create", "kept"), ("create", "written-after")]
+    assert all(e["userAgent"].startswith("kubectl") for e in ours)
+
+
+def _farm_pod(name: str) -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "modeldeploy"}},
+        "spec": {
+            "containers": [
+                {
+                    "name": "model-server",
+                    "image": "registry.invalid/modelserver:1",
+                    "env": [{"name": "MODEL_NAME", "value": "iris"}, {"name": "MODEL_VERSION", "value": "7"}],
+                    "ports": [{"name": "http", "containerPort": 8080}],
+                }
+            ]
+        },
+    }
+
+
+def _running_ip(kubectl: Kubectl, name: str) -> str:
+    def ip() -> str | None:
+        status = json.loads(kubectl("get", "pod", name, "-o", "json").stdout)["status"]
+        return str(status["podIP"]) if status.get("phase") == "Running" and status.get("podIP") else None
+
+    return str(wait_for(ip, timeout=60, what=f"pod {name} Running with an IP"))
+
+
+def _served(ip: str) -> bool:
+    assert ipaddress.ip_address(ip) in ipaddress.ip_network("127.0.0.0/8")
+    try:
+        response = httpx.get(f"http://{ip}:8080/v2/models/iris", timeout=1, trust_env=False)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200 and response.json().get("versions") == ["7"]
+
+
+def test_the_farm_keeps_serving_and_serves_new_pods_after_an_apiserver_restart(
+    sandbox: Sandbox, kubectl: Kubectl
+) -> None:
+    kubectl("apply", "-f", "-", input=json.dumps(_farm_pod("before")))
+    before = _running_ip(kubectl, "before")
+    wait_for(lambda: _served(before), timeout=15, what="the farm serving a pod")
+    farm_pid = sandbox.state().pids[FARM]  # type: ignore[union-attr]
+    apiserver_port = sandbox.state().apiserver_port  # type: ignore[union-attr]
+
+    sandbox.stop_component(APISERVER)
+    try:
+        assert not sandbox.healthy()
+        assert kubectl("get", "pods", check=False).returncode != 0
+        time.sleep(2)  # several failed reconnects of the farm's watch
+        assert _served(before), "a replica already served keeps serving while the apiserver is away"
+    finally:
+        seconds = sandbox.start_component(APISERVER)
+    print(f"recovery: apiserver start {seconds:.1f}s")
+    assert sandbox.healthy()
+    assert sandbox.state().apiserver_port == apiserver_port  # type: ignore[union-attr]
+
+    started = time.monotonic()
+    kubectl("apply", "-f", "-", input=json.dumps(_farm_pod("after")))
+    after = _running_ip(kubectl, "after")
+    wait_for(lambda: _served(after), timeout=15, what="the farm serving a pod created after the restart")
+    print(f"recovery: farm serving a new pod after an apiserver restart {time.monotonic() - started:.1f}s")
+    assert _served(before)
+    assert sandbox.state().pids[FARM] == farm_pid, "the farm survived, it was not restarted"  # type: ignore[union-attr]
+    kubectl("delete", "pod", "before", "--wait=false")
+    wait_for(lambda: not _served(before), timeout=15, what="the farm to stop serving a deleted pod")

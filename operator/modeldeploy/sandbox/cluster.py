@@ -4,6 +4,10 @@ Everything it starts is recorded in `<state>/state.json` (pids, ports), so `up` 
 idempotent, `status` can say what runs and `down` can stop exactly what we started.
 Pods get 127.x addresses from their node's podCIDR, so a replica farm on this machine can
 answer for them; nothing here ever connects to a ClusterIP or a non-loopback address.
+
+For fault tests, one component can be stopped and started again on its own (same data dir,
+certificates and ports), and the apiserver keeps an audit log of writes to the kinds the
+operator touches, naming the client of each.
 """
 
 from __future__ import annotations
@@ -45,6 +49,35 @@ def node_pod_cidrs() -> tuple[str, ...]:
 
 DEFAULT_NODES = 3
 FARM = "replica-farm"
+ETCD = "etcd"
+APISERVER = "kube-apiserver"
+CONTROLLER_MANAGER = "kube-controller-manager"
+SCHEDULER = "kube-scheduler"
+KWOK = "kwok"
+# Start order; `down` stops in reverse, and a restarted component keeps its place.
+COMPONENTS = (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, KWOK, FARM)
+AUDIT_LOG = "audit.log"
+# Writes to the kinds the operator owns or creates, with the client that made them: the fault
+# tests count one object's writes by one client, which the apiserver's metrics cannot tell
+# apart. Reads, and the busy kinds nobody counts (leases, nodes, pod status), are not logged.
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived", "ResponseStarted"],
+    "rules": [
+        {"level": "None", "verbs": ["get", "list", "watch"]},
+        {
+            "level": "Metadata",
+            "resources": [
+                {"group": "modeldeploy.io", "resources": ["modeldeployments", "modeldeployments/status"]},
+                {"group": "apps", "resources": ["deployments", "deployments/scale", "replicasets"]},
+                {"group": "autoscaling", "resources": ["horizontalpodautoscalers"]},
+                {"group": "", "resources": ["pods", "services"]},
+            ],
+        },
+        {"level": "None"},
+    ],
+}
 STAGES_FILE = Path(__file__).with_name("stages") / "kwok-stages.yaml"
 
 
@@ -126,8 +159,9 @@ class Sandbox:
 
     def healthy(self) -> bool:
         state = self.state()
-        control_plane = {name: alive for name, alive in self.running().items() if name != FARM}
-        if state is None or not control_plane or not all(control_plane.values()):
+        running = self.running()
+        # a component stopped by `stop_component` is missing from the state: not healthy either
+        if state is None or not all(running.get(name, False) for name in COMPONENTS if name != FARM):
             return False
         return self._readyz(state.apiserver_port, self._credentials())
 
@@ -154,13 +188,9 @@ class Sandbox:
         state = SandboxState(etcd_port=_free_port(), etcd_peer_port=_free_port(), apiserver_port=_free_port())
         state.save(self.directory)
         self._write_kubeconfig(state, creds)
-        self._start("etcd", self._etcd_args(state), state)
-        self._wait_for_port(state.etcd_port, "etcd")
-        self._start("kube-apiserver", self._apiserver_args(state, creds), state)
-        self._wait(lambda: self._readyz(state.apiserver_port, creds), "kube-apiserver /readyz", 90)
-        self._start("kube-controller-manager", self._controller_manager_args(creds), state)
-        self._start("kube-scheduler", self._scheduler_args(), state)
-        self._start("kwok", self._kwok_args(), state)
+        for name in (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, KWOK):
+            self._start(name, self._args(name, state, creds), state)
+            self._wait_until_serving(name, state, creds)
         self._ensure_nodes(nodes)
         self._wait_for_nodes_ready(nodes)
         self._wait_for_default_service_account()
@@ -185,6 +215,98 @@ class Sandbox:
             shutil.rmtree(self.directory)
         _log("down: every process stopped, state removed")
 
+    # ---- one component at a time, for fault tests ----------------------------------------
+    def stop_component(self, name: str, *, graceful: bool = True) -> None:
+        """Stop one component and leave everything else, its data and its ports, as they are.
+
+        `graceful=False` is kill -9: etcd and the apiserver get no chance to close connections
+        cleanly, as in a crash. A graceful kube-apiserver stops listening at once but keeps its
+        process while clients hold watches open, so `_stop` kills it after 10 s: measured on two
+        cores, a graceful apiserver restart is a ~15 s outage, a kill -9 one ~5 s, and a graceful
+        etcd restart ~9 s (7 s of etcd's own shutdown). The component counts as not running
+        until `start_component`.
+        """
+        state = self._require_state()
+        if name not in COMPONENTS:
+            raise ValueError(f"unknown component {name!r}: one of {', '.join(COMPONENTS)}")
+        pid = state.pids.pop(name, None)
+        if pid is not None:
+            self._stop(name, pid, sig=signal.SIGTERM if graceful else signal.SIGKILL)
+        state.save(self.directory)
+
+    def start_component(self, name: str) -> float:
+        """Start a stopped component with its former command line; return seconds until it serves.
+
+        Same data dir, certificates and ports as before, so every client's kubeconfig stays valid;
+        "serves" means what `up` waits for (etcd accepts connections, the apiserver is ready).
+        """
+        state = self._require_state()
+        if name not in COMPONENTS:
+            raise ValueError(f"unknown component {name!r}: one of {', '.join(COMPONENTS)}")
+        pid = state.pids.get(name)
+        if pid is not None and _alive(pid):
+            raise RuntimeError(f"{name} is already running (pid {pid})")
+        started = time.monotonic()
+        creds = self._credentials()
+        if name == FARM:
+            state.pids.pop(FARM, None)
+            state.save(self.directory)
+            self._ensure_farm()
+        else:
+            self._start(name, self._args(name, state, creds), state)
+        # keep the start order, whatever order components were restarted in
+        state = self._require_state()
+        state.pids = {n: state.pids[n] for n in COMPONENTS if n in state.pids}
+        state.save(self.directory)
+        self._wait_until_serving(name, state, creds)
+        if name == ETCD:  # the apiserver answers again only once it has reconnected to etcd
+            self._wait_until_serving(APISERVER, state, creds)
+        return time.monotonic() - started
+
+    def restart_component(self, name: str, *, graceful: bool = True) -> float:
+        """Stop and start one component; return seconds from the stop until it serves again."""
+        started = time.monotonic()
+        self.stop_component(name, graceful=graceful)
+        self.start_component(name)
+        return time.monotonic() - started
+
+    def restart_apiserver(self, *, graceful: bool = True) -> float:
+        """Every watch and connection to the apiserver breaks; etcd, and so all objects, stay."""
+        return self.restart_component(APISERVER, graceful=graceful)
+
+    def restart_etcd(self, *, graceful: bool = True) -> float:
+        """etcd goes away under a running apiserver and comes back with the same data dir."""
+        return self.restart_component(ETCD, graceful=graceful)
+
+    def audit_log(self) -> Path:
+        """JSON lines, one per write to the kinds in AUDIT_POLICY, with user agent and object."""
+        return self.logs / AUDIT_LOG
+
+    def _require_state(self) -> SandboxState:
+        state = self.state()
+        if state is None:
+            raise RuntimeError("the sandbox is not up: run `modeldeploy sandbox up`")
+        return state
+
+    def _args(self, name: str, state: SandboxState, creds: Credentials) -> list[str]:
+        if name == ETCD:
+            return self._etcd_args(state)
+        if name == APISERVER:
+            return self._apiserver_args(state, creds)
+        if name == CONTROLLER_MANAGER:
+            return self._controller_manager_args(creds)
+        if name == SCHEDULER:
+            return self._scheduler_args()
+        if name == KWOK:
+            return self._kwok_args()
+        raise ValueError(f"no command line for {name!r}")
+
+    def _wait_until_serving(self, name: str, state: SandboxState, creds: Credentials) -> None:
+        if name == ETCD:
+            self._wait_for_port(state.etcd_port, "etcd")
+        elif name == APISERVER:
+            self._wait(lambda: self._readyz(state.apiserver_port, creds), "kube-apiserver /readyz", 90)
+
     # ---- processes ----------------------------------------------------------------------
     def _start(self, name: str, args: Sequence[str], state: SandboxState) -> None:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child process
@@ -197,11 +319,11 @@ class Sandbox:
         _log(f"started {name} (pid {proc.pid})")
 
     @staticmethod
-    def _stop(name: str, pid: int) -> None:
+    def _stop(name: str, pid: int, sig: signal.Signals = signal.SIGTERM) -> None:
         if not _alive(pid):
             return
         try:
-            os.killpg(pid, signal.SIGTERM)
+            os.killpg(pid, sig)
         except ProcessLookupError:
             return
         deadline = time.monotonic() + 10
@@ -271,9 +393,18 @@ class Sandbox:
             f"--service-account-signing-key-file={creds.service_account_key}",
             # the `kubernetes` Service would get a loopback endpoint, which the API rejects
             "--endpoint-reconciler-type=none",
+            f"--audit-policy-file={self._audit_policy_file()}",
+            f"--audit-log-path={self.audit_log()}",
+            "--audit-log-maxsize=50",
+            "--audit-log-maxbackup=1",
             "--profiling=false",
             "--v=0",
         ]
+
+    def _audit_policy_file(self) -> Path:
+        path = self.directory / "audit-policy.json"
+        path.write_text(json.dumps(AUDIT_POLICY, indent=2))
+        return path
 
     def _component_args(self, binary: str) -> list[str]:
         """What kube-controller-manager and kube-scheduler share: admin kubeconfig, loopback, no election."""
@@ -430,6 +561,10 @@ def describe() -> str:
         f"kubeconfig: {sandbox.kubeconfig}",
         f"kubernetes: {versions.KUBERNETES}",
     ]
-    for name, alive in sandbox.running().items():
-        lines.append(f"  {name:<24} pid {state.pids[name]:<8} {'running' if alive else 'NOT RUNNING'}")
+    running = sandbox.running()
+    for name in COMPONENTS:
+        if name in running:
+            lines.append(f"  {name:<24} pid {state.pids[name]:<8} {'running' if running[name] else 'NOT RUNNING'}")
+        else:
+            lines.append(f"  {name:<24} {'':<12} stopped")
     return "\n".join(lines)

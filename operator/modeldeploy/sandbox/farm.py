@@ -19,9 +19,13 @@ import argparse
 import asyncio
 import ipaddress
 import logging
+import random
 import signal
+import time
 from dataclasses import dataclass
 from typing import Any
+
+import httpx
 
 from modeldeploy import kubeapi
 from modeldeploy.modelserver.multi import MultiReplicaServer
@@ -33,6 +37,17 @@ POD_SELECTOR = "app.kubernetes.io/managed-by=modeldeploy"
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 log = logging.getLogger("modeldeploy.farm")
 Obj = dict[str, Any]
+
+
+# Retry delays after a failed list or watch: short, so a restarted apiserver's pods are
+# served again within seconds, capped, so a long outage costs a request every few seconds.
+INITIAL_BACKOFF = 0.25
+MAX_BACKOFF = 4.0
+WATCH_SECONDS = 240
+
+
+class ResourceVersionGone(Exception):
+    """The watch's resourceVersion is older than the apiserver remembers: re-list."""
 
 
 @dataclass(frozen=True)
@@ -116,33 +131,87 @@ class Farm:
         log.info("stopped serving %s:%s", served.ip, served.port)
 
     async def run(self) -> None:
-        """List, then watch from the list's resourceVersion; re-list when the watch expires."""
-        path = kubeapi.POD.path(None)
+        """Keep the pod watch alive for as long as the farm runs, whatever the apiserver does.
+
+        The farm outlives apiserver and etcd restarts in the fault tests, so no error ends this
+        loop. A watch the server ends on time resumes from the last resourceVersion seen; a 410
+        Gone (that version has left the watch cache) re-lists at once; any other failure (the
+        connection refused or cut, an error answer) re-lists after a backoff that doubles up to
+        MAX_BACKOFF, since pods may have come and gone while we were blind. Replicas already
+        served keep serving throughout: only a successful re-list, the truth, stops any of them.
+        """
+        version: str | None = None
+        delay = INITIAL_BACKOFF
+        failing_since: float | None = None
         while True:
+            listed_now = False
             try:
-                body = await self.api.list(kubeapi.POD, None, POD_SELECTOR)
-                seen = set()
-                for pod in body.get("items", []):
-                    seen.add(str(pod["metadata"]["uid"]))
-                    await self.sync_pod("ADDED", pod)
-                for uid in set(self.pods) - seen:
-                    await self._stop(uid)
-                version = body["metadata"]["resourceVersion"]
-                params = {
-                    "labelSelector": POD_SELECTOR,
-                    "watch": "true",
-                    "resourceVersion": version,
-                    "allowWatchBookmarks": "true",
-                    "timeoutSeconds": "300",
-                }
-                async for event in self.api.stream_lines(path, params):
-                    if event.get("type") == "ERROR":
-                        break
-                    if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
-                        await self.sync_pod(str(event["type"]), event["object"])
-            except (kubeapi.ApiError, OSError, ValueError) as error:
-                log.warning("pod watch interrupted (%s); re-listing in 1s", error)
-                await asyncio.sleep(1)
+                if version is None:
+                    version = await self._relist()
+                    listed_now = True
+                    if failing_since is not None:
+                        log.info("pod watch reconnected after %.1fs", time.monotonic() - failing_since)
+                    failing_since, delay = None, INITIAL_BACKOFF
+                version = await self._watch(version)
+                continue  # the server ended the watch on time: resume from where it stopped
+            except ResourceVersionGone as gone:
+                if not listed_now:  # a version from a fresh list that is already gone: back off
+                    log.info("pod watch: %s; re-listing", gone)
+                    version = None
+                    continue
+                log.warning("pod watch: fresh list already gone (%s); re-listing in %.2fs", gone, delay)
+            except (kubeapi.ApiError, httpx.HTTPError, OSError, ValueError, KeyError, TimeoutError) as error:
+                log.warning("pod watch interrupted (%s: %s); re-listing in %.2fs", type(error).__name__, error, delay)
+            except Exception:  # a bug must not stop the farm serving: say so loudly, keep going
+                log.exception("pod watch failed unexpectedly; re-listing in %.2fs", delay)
+            version = None
+            failing_since = failing_since or time.monotonic()
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, MAX_BACKOFF)
+
+    async def _relist(self) -> str:
+        """Serve exactly the listed pods; return the list's resourceVersion to watch from."""
+        body = await self.api.list(kubeapi.POD, None, POD_SELECTOR)
+        seen = set()
+        for pod in body.get("items", []):
+            seen.add(str(pod["metadata"]["uid"]))
+            await self.sync_pod("ADDED", pod)
+        for uid in set(self.pods) - seen:
+            await self._stop(uid)
+        return str(body["metadata"]["resourceVersion"])
+
+    async def _watch(self, version: str) -> str:
+        """Follow events from `version` until the server ends the stream; return the last version seen.
+
+        Raises ResourceVersionGone when `version` is too old to watch from. The client-side
+        deadline is a little longer than the server's, so a connection that silently stopped
+        delivering (nothing on loopback should, but a wedged apiserver might) is noticed too.
+        """
+        params = {
+            "labelSelector": POD_SELECTOR,
+            "watch": "true",
+            "resourceVersion": version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(WATCH_SECONDS),
+        }
+        try:
+            async with asyncio.timeout(WATCH_SECONDS + 30):
+                async for event in self.api.stream_lines(kubeapi.POD.path(None), params):
+                    kind, obj = event.get("type"), event.get("object") or {}
+                    if kind == "ERROR":
+                        if obj.get("code") == 410:
+                            raise ResourceVersionGone(str(obj.get("message", "410 Gone")))
+                        raise kubeapi.ApiError(
+                            int(obj.get("code", 500)), str(obj.get("reason", "")), str(obj.get("message", ""))
+                        )
+                    if kind in ("ADDED", "MODIFIED", "DELETED"):
+                        await self.sync_pod(str(kind), obj)
+                    version = str(obj.get("metadata", {}).get("resourceVersion") or version)
+        except kubeapi.ApiError as error:
+            if error.status == 410:
+                raise ResourceVersionGone(str(error)) from None
+            raise
+        return version
 
 
 def _name(pod: Obj) -> str:
