@@ -6,6 +6,7 @@ import json
 import types
 import typing
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,11 @@ from modeldeploy.api import (
     ModelDeploymentStatus,
     ModelSpec,
     ProbingSpec,
+    ResourceRequirements,
     RuntimeSpec,
 )
+from modeldeploy.api.base import quantity_value
+from modeldeploy.api.rules import HTTP_PATH_RULE, METADATA_NAME_FORMAT, METADATA_NAME_LENGTH
 from modeldeploy.crdgen import render_crd
 from tests.fixtures.invalid import FULL_STATUS
 
@@ -257,3 +261,90 @@ def test_spec_accepts_read_only_mapping_views() -> None:
     spec = _load(ROOT / "examples" / "full.yaml")["spec"]
     view = types.MappingProxyType({**spec, "model": types.MappingProxyType(spec["model"])})
     assert ModelDeploymentSpec.model_validate(view) == ModelDeploymentSpec.model_validate(spec)
+
+
+# ---- rules the apiserver and pydantic share (the manifests are in tests/fixtures/invalid) --------
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("1", "1"),
+        ("+2", "2"),
+        ("500m", "0.5"),
+        ("2u", "0.000002"),
+        ("1.5Gi", str(3 * 2**29)),
+        (".5", "0.5"),
+        ("5.", "5"),
+        ("1e3", "1000"),
+        ("1E3", "1000"),
+        ("1E", str(10**18)),
+        ("1Ei", str(2**60)),
+        ("1e-3", "0.001"),
+        ("1" * 40 + "Ki", str(int("1" * 40) * 1024)),
+    ],
+)
+def test_quantity_value_reads_what_kubernetes_reads(text: str, value: str) -> None:
+    assert quantity_value(text) == Decimal(value)
+
+
+@pytest.mark.parametrize("text", ["-1", "1e1.5", "1K", "1e", "lots", "1 Gi", "", "1Gi\n"])
+def test_quantity_value_refuses_what_the_pattern_refuses(text: str) -> None:
+    assert quantity_value(text) is None
+
+
+@pytest.mark.parametrize(
+    ("requests", "limits", "ok"),
+    [
+        ({"memory": "1024Mi"}, {"memory": "1Gi"}, True),
+        ({"memory": "1025Mi"}, {"memory": "1Gi"}, False),
+        ({"cpu": "1000m"}, {"cpu": 1}, True),
+        ({"cpu": "1001m"}, {"cpu": 1}, False),
+        ({"cpu": 2}, {"memory": "1Gi"}, True),  # no limit for cpu: nothing to exceed
+        ({"cpu": "2"}, None, True),
+    ],
+)
+def test_requests_may_not_exceed_limits(
+    requests: dict[str, int | str], limits: dict[str, int | str] | None, ok: bool
+) -> None:
+    resources = {"requests": requests, "limits": limits}
+    if ok:
+        ResourceRequirements.model_validate({k: v for k, v in resources.items() if v is not None})
+    else:
+        with pytest.raises(ValidationError, match=r"must not exceed runtime\.resources\.limits"):
+            ResourceRequirements.model_validate(resources)
+
+
+def test_name_rule_applies_only_to_a_name() -> None:
+    """generateName alone, or no metadata, as in Python code building a spec: nothing to check yet."""
+    document = _load(ROOT / "examples" / "minimal.yaml")
+    document["metadata"] = {"generateName": "iris-"}
+    ModelDeployment.model_validate(document)
+    document.pop("metadata")
+    ModelDeployment.model_validate(document)
+
+
+def test_python_raises_the_messages_of_the_root_cel_rules() -> None:
+    document = _load(ROOT / "examples" / "minimal.yaml")
+    for name, rule in (("a" * 64, METADATA_NAME_LENGTH), ("iris.v1", METADATA_NAME_FORMAT)):
+        document["metadata"]["name"] = name
+        with pytest.raises(ValidationError) as raised:
+            ModelDeployment.model_validate(document)
+        assert rule.message in str(raised.value)
+    root = render_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert [rule["message"] for rule in root["x-kubernetes-validations"]] == [
+        METADATA_NAME_LENGTH.message,
+        METADATA_NAME_FORMAT.message,
+    ]
+
+
+def test_a_checked_rule_carries_its_message_to_both_sides() -> None:
+    with pytest.raises(ValidationError) as raised:
+        RuntimeSpec.model_validate({"image": "model:1", "healthPath": "//other-host/x"})
+    (error,) = raised.value.errors()
+    assert error["loc"] == ("healthPath",)
+    assert error["msg"] == HTTP_PATH_RULE.message  # no "Value error, " prefix
+    schema = render_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    health_path = schema["properties"]["spec"]["properties"]["runtime"]["properties"]["healthPath"]
+    assert health_path["x-kubernetes-validations"] == [HTTP_PATH_RULE.as_schema()]
+    assert health_path["maxLength"] == 1024

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 import yaml
 from pydantic import BaseModel, Field
 
 from modeldeploy.api import CONDITION_TYPES, DRIFTED, READY
+from modeldeploy.api.base import CelRule, Checked, cel
 from modeldeploy.crdgen import StructuralSchemaError, render_crd, render_crd_yaml, structural_schema
 from modeldeploy.crdgen.__main__ import main
 
@@ -205,10 +207,55 @@ def test_cel_rules_carry_messages_and_bounded_inputs() -> None:
     rules = [(path, rule) for path, node in _walk(_schema()) for rule in node.get("x-kubernetes-validations", [])]
     assert len(rules) >= 10
     for path, rule in rules:
-        assert set(rule) <= {"rule", "message", "fieldPath"}, path
+        assert set(rule) <= {"rule", "message", "fieldPath", "optionalOldSelf"}, path
         assert rule["message"], path
+        assert ("oldSelf" in rule["rule"]) == rule.get("optionalOldSelf", False), path
     baseline = _schema()["properties"]["spec"]["properties"]["drift"]["properties"]["metrics"]["items"]
     assert "maxItems" in baseline["properties"]["baseline"]["properties"]["bounds"]  # keeps CEL cost bounded
+
+
+def _spec_nodes() -> Iterator[tuple[str, Node]]:
+    """Schema nodes of .spec, leaving out Kubernetes types passed through as is."""
+    for path, node in _walk(_schema()["properties"]["spec"], ".spec"):
+        if not node.get("x-kubernetes-preserve-unknown-fields"):
+            yield path, node
+
+
+def test_every_spec_string_list_and_map_is_bounded() -> None:
+    """An unbounded string sits in the object (and in every CEL cost estimate) however large it is."""
+    unbounded = []
+    for path, node in _spec_nodes():
+        kind = "string" if node.get("x-kubernetes-int-or-string") else node.get("type")
+        if kind == "string" and "maxLength" not in node and "enum" not in node:
+            unbounded.append(path)
+        if kind == "array" and "maxItems" not in node:
+            unbounded.append(path)
+        if kind == "object" and isinstance(node.get("additionalProperties"), dict) and "maxProperties" not in node:
+            unbounded.append(path)
+    assert unbounded == []
+
+
+def test_replica_counts_are_bounded() -> None:
+    maxima = {path: node.get("maximum") for path, node in _spec_nodes()}
+    for path in (".spec.replicas", ".spec.autoscaling.minReplicas", ".spec.autoscaling.maxReplicas"):
+        assert maxima[path] == 1000, path
+    assert maxima[".spec.rollout.maxSurge"] == 1000
+
+
+def test_no_regex_shorthand_that_go_rust_and_python_read_differently() -> None:
+    """`\\s`, `\\w`, `\\d` cover Unicode in Rust's regex (pydantic) and Python, ASCII only in Go's RE2."""
+    texts = [node.get("pattern", "") for _, node in _walk(_schema())]
+    texts += [rule["rule"] for _, node in _walk(_schema()) for rule in node.get("x-kubernetes-validations", [])]
+    offending = [text for text in texts if re.search(r"\\[sSwWdDbB]", text)]
+    assert offending == []
+
+
+def test_the_name_rules_sit_at_the_root_and_spare_existing_objects() -> None:
+    rules = _schema()["x-kubernetes-validations"]
+    assert [rule["message"].split(" must ")[0] for rule in rules] == ["metadata.name", "metadata.name"]
+    for rule in rules:
+        assert rule["rule"].startswith("oldSelf.hasValue() || ")
+        assert rule["optionalOldSelf"] is True
 
 
 def test_spec_and_model_are_required() -> None:
@@ -267,6 +314,14 @@ class _Union(BaseModel):
     either: int | bool = Field(description="a union")
 
 
+class _WrappedDictBoundOnTheField(BaseModel):
+    """max_length on the field of a dict wrapped in Annotated becomes a string maxLength."""
+
+    labels: Annotated[dict[str, str], Checked(CelRule("true", "never"), bool)] | None = Field(
+        default=None, max_length=3, description="bounded in the wrong place"
+    )
+
+
 class _Described(BaseModel):
     """Developer note that must not reach the CRD."""
 
@@ -279,7 +334,26 @@ class _Outer(BaseModel):
     inner: _Described = Field(description="field wins")
 
 
-@pytest.mark.parametrize("model", [_FreeForm, _Union])
+class _RulesOnTypeAndField(BaseModel):
+    labels: (
+        Annotated[dict[str, str], Field(max_length=3), Checked(CelRule("type-rule", "from the type"), bool)] | None
+    ) = Field(default=None, description="both", json_schema_extra=cel(CelRule("field-rule", "from the field")))
+
+
+def test_rules_on_the_type_and_on_the_field_add_up() -> None:
+    """A field-level rule once replaced the type's (podLabels lost its key check in the CRD only)."""
+    labels = structural_schema(_RulesOnTypeAndField)["properties"]["labels"]
+    assert [rule["rule"] for rule in labels["x-kubernetes-validations"]] == ["type-rule", "field-rule"]
+    assert labels["maxProperties"] == 3
+
+
+def test_pod_labels_keep_both_key_rules() -> None:
+    pod_labels = _schema()["properties"]["spec"]["properties"]["podLabels"]
+    messages = [rule["message"] for rule in pod_labels["x-kubernetes-validations"]]
+    assert [message.split(" ")[0] for message in messages] == ["keys", "podLabels"]
+
+
+@pytest.mark.parametrize("model", [_FreeForm, _Union, _WrappedDictBoundOnTheField])
 def test_converter_rejects_non_structural_models(model: type[BaseModel]) -> None:
     with pytest.raises(StructuralSchemaError):
         structural_schema(model)

@@ -271,3 +271,28 @@ def test_custom_without_paths_knows_nothing() -> None:
     health, asked = run(target("custom"), {})
     assert asked == []
     assert health == ReplicaHealth()
+
+
+# Every path a flow asks for goes through ProbeTarget.url, which applies the spec's path rule
+# (modeldeploy.api.rules); the standard paths, built from the model name and version, must pass
+# it for any name and version the spec admits, or the prober would fail on a valid spec.
+AWKWARD_NAMES = ["iris", "org/model+v", "my model", "caf\u00e9", "a%b", "x?y#z", "~_.-", "\\\\"]
+
+
+@pytest.mark.parametrize("protocol", ["v2", "v1", "openai"])
+@pytest.mark.parametrize("name", AWKWARD_NAMES)
+def test_standard_paths_pass_the_shared_path_rule(protocol: ProtocolName, name: str) -> None:
+    probe = ProbeTarget(
+        pod="p", ip="127.0.60.1", port=8080, model_name=name, protocol=protocol, expected_version="1.0_rc-1.A"
+    )
+    asked: list[str] = []
+
+    def respond(request: ProbeRequest) -> ProbeResponse:
+        asked.append(probe.url(request.path))  # raises ValueError for a path the rule refuses
+        if request.path.endswith("/ready") or request.path in ("/health", "/v2/health/live"):
+            return OK
+        return js({"name": name, "versions": ["2"], "model_version_status": [{"version": 2, "state": "AVAILABLE"}]})
+
+    run_flow(probe_flow(probe), respond)
+    assert asked
+    assert all(url.startswith("http://127.0.60.1:8080/") for url in asked)

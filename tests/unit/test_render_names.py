@@ -1,4 +1,8 @@
-"""Child names and label values: valid for any legal ModelDeployment name, and collision-free."""
+"""Child names and label values: valid for any legal ModelDeployment name, and collision-free.
+
+The CRD admits only names the children can carry unchanged; the shortening below is for objects
+created before that rule (and for names Kubernetes itself would refuse).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,12 @@ import itertools
 import re
 
 import pytest
+import yaml
+from pydantic import ValidationError
 
+from modeldeploy.api import ModelDeployment
 from modeldeploy.render.names import MAX_LABEL, child_name, label_value
+from tests.fixtures.invalid import MINIMAL_EXAMPLE
 
 DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -70,6 +78,34 @@ def test_child_name_is_always_a_dns_1035_label(name: str) -> None:
 @pytest.mark.parametrize("name", ["iris", "a", "iris-full", "model-1", "a" * 63, "a--b", "a" * 62 + "1"])
 def test_short_valid_names_are_unchanged(name: str) -> None:
     assert child_name(name) == name
+
+
+def _admitted(name: str) -> bool:
+    manifest = yaml.safe_load(MINIMAL_EXAMPLE.read_text())
+    manifest["metadata"]["name"] = name
+    try:
+        ModelDeployment.model_validate(manifest)
+    except ValidationError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("name", NAME_CASES)
+def test_a_name_the_api_admits_is_never_shortened(name: str) -> None:
+    """Admission and the renderer share one rule: no name that can still be created is shortened."""
+    if _admitted(name):
+        assert child_name(name) == name
+    else:
+        assert child_name(name) != name
+
+
+def test_the_api_refuses_every_name_that_would_be_shortened() -> None:
+    shortened = [name for name in NAME_CASES if child_name(name) != name]
+    assert len(shortened) >= 15
+    assert [name for name in shortened if _admitted(name)] == []
+    assert _admitted("a" * 63)
+    assert not _admitted("a" * 64)
+    assert not _admitted(SUBDOMAIN_253)
 
 
 @pytest.mark.parametrize(

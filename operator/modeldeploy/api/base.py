@@ -8,9 +8,11 @@ a form that both pydantic validation and the generator understand.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Annotated, Any
 
 from pydantic import (
@@ -19,6 +21,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     PlainSerializer,
     StrictInt,
     StrictStr,
@@ -27,6 +31,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 VALIDATIONS_KEY = "x-kubernetes-validations"
 
@@ -83,17 +89,50 @@ class CelRule:
     rule: str
     message: str
     field_path: str | None = None
+    optional_old_self: bool = False
+    """Evaluate a rule that mentions `oldSelf` on create too, with `oldSelf` an empty optional."""
 
     def as_schema(self) -> JsonDict:
         entry: JsonDict = {"rule": self.rule, "message": self.message}
         if self.field_path is not None:
             entry["fieldPath"] = self.field_path
+        if self.optional_old_self:
+            entry["optionalOldSelf"] = True
         return entry
 
 
 def cel(*rules: CelRule) -> JsonDict:
     """Schema fragment for `json_schema_extra` carrying the given rules."""
     return {VALIDATIONS_KEY: [rule.as_schema() for rule in rules]}
+
+
+@dataclass(frozen=True)
+class Checked:
+    """An `Annotated` marker enforcing one CelRule in both places from a single definition.
+
+    The CRD gets the rule on the annotated value's schema (so the apiserver names the exact
+    field, list item or map value that broke it), and pydantic runs `check`, the rule written
+    in Python, raising the same message. Unlike a `pattern`, whose apiserver error only shows
+    the regular expression, the message can say what to write instead.
+    """
+
+    rule: CelRule
+    check: Callable[[Any], bool]
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self._validate, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        json_schema = dict(handler(schema))
+        json_schema[VALIDATIONS_KEY] = [*json_schema.get(VALIDATIONS_KEY, []), self.rule.as_schema()]
+        return json_schema
+
+    def _validate(self, value: Any) -> Any:
+        if not self.check(value):
+            # A custom error, not ValueError: pydantic would prefix "Value error, " to the shared message.
+            # The message goes in as context: as the template itself, braces in it would be read as fields.
+            raise PydanticCustomError("cel_rule", "{message}", {"message": self.rule.message})
+        return value
 
 
 def default_empty_object() -> JsonDict:
@@ -119,20 +158,66 @@ EmbeddedObject = Annotated[
 The apiserver keeps it as is; whatever consumes it (the Deployment, the HPA) validates it.
 """
 
-QUANTITY_PATTERN = (
-    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
-    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
-)
+QUANTITY_PATTERN = r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?[0-9]+))?$"
+"""What Kubernetes' ParseQuantity reads, less what a container resource may not be.
 
-Quantity = StrictInt | Annotated[StrictStr, Field(pattern=QUANTITY_PATTERN)]
+No minus sign: requests and limits must not be negative, so the Deployment would refuse one.
+The exponent is a whole number: the usual CRD pattern also admits `1e1.5`, which
+ParseQuantity, and with it the Deployment, rejects.
+"""
+QUANTITY_MAX_LENGTH = 64
+"""Far beyond any real quantity (`1.5Gi`, `250m`); keeps a pasted blob out of the object."""
+
+_DECIMAL_POWERS = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+_QUANTITY_SUFFIXES: dict[str, Decimal] = {
+    **{suffix: Decimal(10) ** power for suffix, power in _DECIMAL_POWERS.items()},
+    **{f"{prefix}i": Decimal(2) ** (10 * (n + 1)) for n, prefix in enumerate("KMGTPE")},
+}
+_QUANTITY_PARTS = re.compile(r"^\+?([0-9]*\.?[0-9]*)([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$")
+
+Quantity = (
+    Annotated[StrictInt, Field(ge=0)]
+    | Annotated[StrictStr, Field(max_length=QUANTITY_MAX_LENGTH, pattern=QUANTITY_PATTERN)]
+)
 """A resource quantity such as `2`, `500m` or `1Gi` (int-or-string in the schema)."""
 
-IntOrPercent = Annotated[StrictInt, Field(ge=0)] | Annotated[StrictStr, Field(max_length=8, pattern=r"^[0-9]+%$")]
+
+def quantity_value(value: int | str) -> Decimal | None:
+    """The number a Quantity stands for, as the CEL `quantity()` library compares them; None if not one."""
+    if isinstance(value, int):
+        return Decimal(value)
+    if not re.fullmatch(QUANTITY_PATTERN, value):
+        return None
+    match = _QUANTITY_PARTS.fullmatch(value)
+    if match is None:  # pragma: no cover - QUANTITY_PATTERN admits nothing this does not
+        return None
+    number, suffix = match.group(1), match.group(2) or ""
+    # Exact for any quantity QUANTITY_MAX_LENGTH admits; the default 28 digits would round.
+    with localcontext(prec=2 * QUANTITY_MAX_LENGTH):
+        try:
+            if suffix in _QUANTITY_SUFFIXES:
+                return Decimal(number) * _QUANTITY_SUFFIXES[suffix]
+            return Decimal(number + suffix)  # a decimal exponent such as e3
+        except (InvalidOperation, KeyError):  # pragma: no cover - ditto
+            return None
+
+
+MAX_REPLICAS = 1000
+"""Upper bound of every replica count in the spec (replicas, autoscaling bounds, rollout counts).
+
+The operator probes every replica every round: a round over 2000 replicas took 11.7 s in
+benchmarks/probe_benchmark.py, so 1000 keeps a round near 6 s, well inside the default 30 s
+interval. Beyond that one ModelDeployment is the wrong unit (split it), and the bound turns a
+typo such as 2147483647 or a stray zero into an error at apply time instead of a Deployment
+that asks the cluster for more pods than it will ever schedule.
+"""
+
+_COUNT = Annotated[StrictInt, Field(ge=0, le=MAX_REPLICAS)]
+
+IntOrPercent = _COUNT | Annotated[StrictStr, Field(max_length=8, pattern=r"^[0-9]+%$")]
 """A count or a percentage string like `25%`, as Deployment rollout parameters take."""
 
-IntOrPercentUpTo100 = (
-    Annotated[StrictInt, Field(ge=0)] | Annotated[StrictStr, Field(max_length=4, pattern=r"^(100|[1-9]?[0-9])%$")]
-)
+IntOrPercentUpTo100 = _COUNT | Annotated[StrictStr, Field(max_length=4, pattern=r"^(100|[1-9]?[0-9])%$")]
 """Like IntOrPercent, but a percentage may not exceed 100% (e.g. maxUnavailable)."""
 
 

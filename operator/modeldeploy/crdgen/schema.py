@@ -45,10 +45,11 @@ _KEY_ORDER = (
     "x-kubernetes-validations",
 )
 _DROPPED = frozenset({"title"})
-_VALIDATION_KEY_ORDER = ("rule", "message", "fieldPath", "reason", "messageExpression")
+_VALIDATION_KEY_ORDER = ("rule", "message", "fieldPath", "reason", "messageExpression", "optionalOldSelf")
 _LINE_BREAK_IN_PARAGRAPH = re.compile(r"(?<!\n)\n(?!\n)")
 _PRESERVE_UNKNOWN = "x-kubernetes-preserve-unknown-fields"
 _INT_OR_STRING = "x-kubernetes-int-or-string"
+_VALIDATIONS = "x-kubernetes-validations"
 
 
 class StructuralSchemaError(ValueError):
@@ -84,7 +85,7 @@ class _Converter:
             elif key == "description":
                 # Docstrings wrap at the source's line length; kubectl explain wraps on its own.
                 converted[key] = _LINE_BREAK_IN_PARAGRAPH.sub(" ", value)
-            elif key == "x-kubernetes-validations":
+            elif key == _VALIDATIONS:
                 converted[key] = [_ordered(rule, _VALIDATION_KEY_ORDER, path) for rule in value]
             elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
                 # JSON Schema 2020-12 carries the bound itself; OpenAPI v3.0 a flag next to minimum/maximum.
@@ -96,6 +97,9 @@ class _Converter:
                 raise StructuralSchemaError(f"{path}: keyword {key!r} is not supported in a CRD schema")
         if converted.get("default", ...) is None:
             del converted["default"]
+        if converted.get("type") == "object" and {"minLength", "maxLength"} & set(converted):
+            # pydantic's answer to max_length on a wrapped dict; the apiserver would ignore it.
+            raise StructuralSchemaError(f"{path}: minLength/maxLength on an object; bound the dict inside Annotated")
         return _ordered(converted, _KEY_ORDER, path)
 
     def _additional_properties(self, flat: Schema, value: Any, converted: Schema, path: str) -> None:
@@ -110,14 +114,18 @@ class _Converter:
         converted["additionalProperties"] = self.convert(value, f"{path}{{}}")
 
     def _flatten(self, schema: Schema, path: str) -> Schema:
-        """Resolve `$ref` and `anyOf` at this level; keys written on the field win over the type's."""
+        """Resolve `$ref` and `anyOf` at this level; keys written on the field win over the type's.
+
+        Except CEL rules, which add up: a rule on the field (say, reserved label keys) must not
+        silently replace one the type carries (say, well-formed label keys).
+        """
         local = {key: value for key, value in schema.items() if key not in _DROPPED}
         if "$ref" in local:
             target = self._definition(local.pop("$ref"), path)
-            return self._flatten({**target, **local}, path)
+            return self._flatten(_overlay(target, local), path)
         if "anyOf" in local:
             branches = [self._flatten(branch, path) for branch in local.pop("anyOf") if branch.get("type") != "null"]
-            return {**self._union(branches, path), **local}
+            return _overlay(self._union(branches, path), local)
         return local
 
     def _definition(self, reference: str, path: str) -> Schema:
@@ -142,6 +150,14 @@ class _Converter:
                     merged[key] = value
             return merged
         raise StructuralSchemaError(f"{path}: unions other than X | None and int | str cannot be structural")
+
+
+def _overlay(base: Schema, top: Schema) -> Schema:
+    merged = {**base, **top}
+    rules = [*base.get(_VALIDATIONS, []), *top.get(_VALIDATIONS, [])]
+    if rules:
+        merged[_VALIDATIONS] = rules
+    return merged
 
 
 def _ordered(schema: Schema, order: tuple[str, ...], path: str) -> Schema:

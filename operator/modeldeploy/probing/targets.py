@@ -10,28 +10,30 @@ arbitrary addresses from the operator's network position.
 from __future__ import annotations
 
 import ipaddress
-import re
+import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
-ProtocolName = Literal["v2", "v1", "openai", "custom"]
-PROTOCOLS: tuple[ProtocolName, ...] = ("v2", "v1", "openai", "custom")
+from modeldeploy.api.rules import HTTP_PATH_MESSAGE, MAX_PORT, MIN_PORT, is_http_path
+from modeldeploy.api.v1alpha1 import Protocol
 
-# A path is appended to http://<pod ip>:<port>; it must not be able to change
-# the authority or smuggle a second request line.
-_BAD_PATH = re.compile(r"[\x00-\x20\x7f\\#]")
+# The spec's own type and rules, not copies: a value the CRD admits must never fail here, where
+# the only outcome would be a traceback every probe round and nothing on the status.
+ProtocolName = Protocol
+PROTOCOLS: tuple[ProtocolName, ...] = typing.get_args(Protocol)
 
 
 def check_path(path: str, what: str) -> None:
-    if not path.startswith("/") or path.startswith("//") or _BAD_PATH.search(path):
-        raise ValueError(f"{what} must be an absolute path like /healthz without spaces or '#', got {path!r}")
+    """Refuse a path that could leave the pod: it is appended to http://<pod ip>:<port>."""
+    if not is_http_path(path):
+        raise ValueError(f"{what} {HTTP_PATH_MESSAGE}, got {path!r}")
 
 
 def _check_port(port: int, what: str) -> None:
-    if not 0 < port < 65536:
-        raise ValueError(f"{what} must be 1-65535, got {port}")
+    if not MIN_PORT <= port <= MAX_PORT:
+        raise ValueError(f"{what} must be {MIN_PORT}-{MAX_PORT}, got {port}")
 
 
 @dataclass(frozen=True)

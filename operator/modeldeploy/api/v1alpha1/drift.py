@@ -10,7 +10,7 @@ import math
 import re
 from typing import Annotated, Literal, Self
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, StrictStr, model_validator
 
 from modeldeploy.api.base import CelRule, SpecModel, cel
 
@@ -21,6 +21,10 @@ LABEL_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 PROPORTIONS_TOLERANCE = 0.01
 MAX_BOUNDS = 64
 MAX_DRIFT_METRICS = 16
+MAX_LABEL_VALUE_LENGTH = 1024
+"""Prometheus allows any label value; a selector value longer than this is a mistake."""
+MAX_WINDOW_SECONDS = 86400
+"""The window lives in the operator's memory, one entry per replica scrape: a day is plenty."""
 
 ONE_MORE_PROPORTION = CelRule(
     rule="size(self.proportions) == size(self.bounds) + 1",
@@ -93,7 +97,7 @@ class DriftMetric(SpecModel):
             "e.g. modelserver_feature_value."
         ),
     )
-    labels: dict[str, str] | None = Field(
+    labels: dict[str, Annotated[StrictStr, Field(max_length=MAX_LABEL_VALUE_LENGTH)]] | None = Field(
         default=None,
         max_length=16,
         description=(
@@ -135,7 +139,8 @@ class DriftSpec(SpecModel):
     window_seconds: int = Field(
         default=3600,
         ge=1,
-        description="Length of the sliding window of live observations, in seconds.",
+        le=MAX_WINDOW_SECONDS,
+        description=f"Length of the sliding window of live observations, in seconds (1-{MAX_WINDOW_SECONDS}).",
     )
     metrics: list[DriftMetric] = Field(
         min_length=1,

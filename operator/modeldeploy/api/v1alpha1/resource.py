@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
-from modeldeploy.api.base import no_schema_default
+from modeldeploy.api.base import cel, no_schema_default
 from modeldeploy.api.names import GROUP
+from modeldeploy.api.rules import METADATA_NAME_FORMAT, METADATA_NAME_LENGTH, metadata_name_problem
 from modeldeploy.api.v1alpha1.spec import ModelDeploymentSpec
 from modeldeploy.api.v1alpha1.status import ModelDeploymentStatus
 
@@ -23,7 +24,11 @@ class ModelDeployment(BaseModel):
     with a declared baseline.
     """
 
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    # The children take the ModelDeployment's name unchanged, so the name must be one a Service can
+    # carry; the apiserver checks only that it is a DNS subdomain (253 characters, dots allowed).
+    model_config = ConfigDict(
+        populate_by_name=True, extra="forbid", json_schema_extra=cel(METADATA_NAME_LENGTH, METADATA_NAME_FORMAT)
+    )
 
     api_version: Annotated[Literal["modeldeploy.io/v1alpha1"], WithJsonSchema({"type": "string"})] = Field(
         default="modeldeploy.io/v1alpha1",
@@ -42,3 +47,10 @@ class ModelDeployment(BaseModel):
     )
     spec: ModelDeploymentSpec = Field(description="Desired state: the model, its runtime and how to watch it.")
     status: ModelDeploymentStatus | None = Field(default=None, description="Observed state, written by the operator.")
+
+    @model_validator(mode="after")
+    def _name_fits_the_children(self) -> Self:
+        name = self.metadata.get("name")
+        if isinstance(name, str) and (problem := metadata_name_problem(name)) is not None:
+            raise ValueError(problem)
+        return self

@@ -2,16 +2,89 @@
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, StrictStr, model_validator
 
-from modeldeploy.api.base import CelRule, EmbeddedObject, Quantity, SpecModel, cel, default_empty_object
+from modeldeploy.api.base import (
+    CelRule,
+    Checked,
+    EmbeddedObject,
+    Quantity,
+    SpecModel,
+    cel,
+    default_empty_object,
+    quantity_value,
+)
+from modeldeploy.api.rules import (
+    DNS_SUBDOMAIN_MAX_LENGTH,
+    LABEL_KEY_PATTERN,
+    MAX_PORT,
+    MIN_PORT,
+    EnvName,
+    HttpPath,
+    ImageReference,
+    cel_matches,
+    is_label_key,
+)
 
 Protocol = Literal["v2", "v1", "openai", "custom"]
 
-_PATH_PATTERN = r"^/"
-_PATH_MAX_LENGTH = 1024
+MAX_ARGUMENT_LENGTH = 4096
+"""Per command or args item: an argument longer than 4 KiB is configuration, which belongs in a
+ConfigMap or Secret reached through env[].valueFrom."""
+MAX_ENV_VALUE_LENGTH = 32768
+"""A literal env value may hold a certificate chain or a JSON credential; 32 KiB is well past those."""
+MAX_RESOURCES = 16
+"""Per requests or limits map; a container asks for a handful (cpu, memory, a GPU, hugepages)."""
+
+_STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+RESOURCE_NAMES = CelRule(
+    rule=(
+        "self.all(k, "
+        + cel_matches(LABEL_KEY_PATTERN, "k")
+        + f" && (!k.contains('/') || k.indexOf('/') <= {DNS_SUBDOMAIN_MAX_LENGTH})"
+        + " && (k.contains('/') || k in ["
+        + ", ".join(f"'{name}'" for name in _STANDARD_RESOURCES)
+        + "] || k.startsWith('hugepages-')))"
+    ),
+    message=(
+        "keys must be container resources: cpu, memory, ephemeral-storage, hugepages-<size> "
+        "or an extended resource with a domain, like nvidia.com/gpu"
+    ),
+)
+
+
+def _is_resource_name(name: str) -> bool:
+    return is_label_key(name) and ("/" in name or name in _STANDARD_RESOURCES or name.startswith("hugepages-"))
+
+
+def _all_resource_names(resources: dict[str, int | str]) -> bool:
+    return all(_is_resource_name(name) for name in resources)
+
+
+_ResourceMap = Annotated[
+    dict[str, Quantity], Field(max_length=MAX_RESOURCES), Checked(RESOURCE_NAMES, _all_resource_names)
+]
+
+_AS_QUANTITY = "quantity(string({0}))"
+_BOTH_QUANTITIES = "isQuantity(string({0})) && isQuantity(string({1}))"
+REQUESTS_WITHIN_LIMITS = CelRule(
+    rule=(
+        "!has(self.requests) || !has(self.limits) || self.requests.all(k, !(k in self.limits) || !("
+        + _BOTH_QUANTITIES.format("self.requests[k]", "self.limits[k]")
+        + ") || "
+        + _AS_QUANTITY.format("self.requests[k]")
+        + ".compareTo("
+        + _AS_QUANTITY.format("self.limits[k]")
+        + ") <= 0)"
+    ),
+    message=(
+        "runtime.resources.requests must not exceed runtime.resources.limits for the same resource "
+        "(a Pod with more requested than allowed is refused); raise the limit or lower the request"
+    ),
+    field_path=".requests",
+)
 
 ENV_VALUE_XOR_VALUE_FROM = CelRule(
     rule="!(has(self.value) && has(self.valueFrom))",
@@ -24,13 +97,29 @@ CUSTOM_PROTOCOL_NEEDS_PATHS = CelRule(
 )
 
 
+_Argument = Annotated[StrictStr, Field(max_length=MAX_ARGUMENT_LENGTH)]
+
+
 class EnvVar(SpecModel):
     """A container environment variable; `valueFrom` is passed through as Kubernetes defines it."""
 
     model_config = ConfigDict(json_schema_extra=cel(ENV_VALUE_XOR_VALUE_FROM))
 
-    name: str = Field(min_length=1, description="Name of the environment variable.")
-    value: str | None = Field(default=None, description="Literal value. Mutually exclusive with valueFrom.")
+    name: EnvName = Field(
+        description=(
+            "Name of the environment variable: printable ASCII other than '='. MODEL_NAME and MODEL_VERSION "
+            "(and MODEL_URI, MODEL_FORMAT while model.uri, model.format are set) come from spec.model "
+            "and replace entries of the same name."
+        )
+    )
+    value: str | None = Field(
+        default=None,
+        max_length=MAX_ENV_VALUE_LENGTH,
+        description=(
+            f"Literal value, at most {MAX_ENV_VALUE_LENGTH} characters (use valueFrom for more). "
+            "Mutually exclusive with valueFrom."
+        ),
+    )
     value_from: EmbeddedObject | None = Field(
         default=None,
         description=(
@@ -49,16 +138,29 @@ class EnvVar(SpecModel):
 class ResourceRequirements(SpecModel):
     """Requests and limits as a Pod container takes them; kept to the two maps people use."""
 
-    requests: dict[str, Quantity] | None = Field(
+    model_config = ConfigDict(json_schema_extra=cel(REQUESTS_WITHIN_LIMITS))
+
+    requests: _ResourceMap | None = Field(
         default=None,
         description=(
             "Minimum resources per replica, e.g. {cpu: 250m, memory: 256Mi}. Needed for utilization autoscaling."
         ),
     )
-    limits: dict[str, Quantity] | None = Field(
+    limits: _ResourceMap | None = Field(
         default=None,
-        description="Maximum resources per replica, e.g. {cpu: '1', memory: 512Mi}.",
+        description="Maximum resources per replica, e.g. {cpu: '1', memory: 512Mi}; at least the requests.",
     )
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Self:
+        for name, request in (self.requests or {}).items():
+            limit = (self.limits or {}).get(name)
+            if limit is None:
+                continue
+            wanted, allowed = quantity_value(request), quantity_value(limit)
+            if wanted is not None and allowed is not None and wanted > allowed:
+                raise ValueError(REQUESTS_WITHIN_LIMITS.message)
+        return self
 
 
 class MetricsEndpoint(SpecModel):
@@ -66,15 +168,13 @@ class MetricsEndpoint(SpecModel):
 
     port: int | None = Field(
         default=None,
-        ge=1,
-        le=65535,
+        ge=MIN_PORT,
+        le=MAX_PORT,
         description="Container port serving metrics. When absent, runtime.port is used.",
     )
-    path: str = Field(
+    path: HttpPath = Field(
         default="/metrics",
-        pattern=_PATH_PATTERN,
-        max_length=_PATH_MAX_LENGTH,
-        description="HTTP path of the Prometheus text exposition. Must start with '/'.",
+        description="HTTP path of the Prometheus text exposition, an absolute URL path such as /metrics.",
     )
 
 
@@ -83,17 +183,24 @@ class RuntimeSpec(SpecModel):
 
     model_config = ConfigDict(json_schema_extra=cel(CUSTOM_PROTOCOL_NEEDS_PATHS))
 
-    image: str = Field(min_length=1, description="Container image of the model server.")
-    command: list[str] | None = Field(
-        default=None, description="Entrypoint, replacing the image's ENTRYPOINT (and its CMD unless args is set)."
+    image: ImageReference = Field(
+        description="Container image of the model server, e.g. ghcr.io/org/server:1.0 or ...@sha256:<digest>."
     )
-    args: list[str] | None = Field(default=None, description="Arguments to the entrypoint, replacing the image's CMD.")
+    command: list[_Argument] | None = Field(
+        default=None,
+        max_length=32,
+        description="Entrypoint, replacing the image's ENTRYPOINT (and its CMD unless args is set).",
+    )
+    args: list[_Argument] | None = Field(
+        default=None, max_length=128, description="Arguments to the entrypoint, replacing the image's CMD."
+    )
     env: list[EnvVar] | None = Field(
         default=None,
+        max_length=128,
         description="Environment variables for the model server container; names are unique.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
-    port: int = Field(default=8080, ge=1, le=65535, description="Container port the model server listens on.")
+    port: int = Field(default=8080, ge=MIN_PORT, le=MAX_PORT, description="Container port the model server listens on.")
     protocol: Protocol = Field(
         default="v2",
         description=(
@@ -110,39 +217,32 @@ class RuntimeSpec(SpecModel):
         description="Prometheus endpoint of the model server.",
         json_schema_extra=default_empty_object(),
     )
-    health_path: str | None = Field(
+    health_path: HttpPath | None = Field(
         default=None,
-        pattern=_PATH_PATTERN,
-        max_length=_PATH_MAX_LENGTH,
         description=(
             "Liveness endpoint (HTTP 200 when the process is up). Required when protocol is custom; "
-            "otherwise overrides the protocol's standard path. Must start with '/'."
+            "otherwise overrides the protocol's standard path. An absolute URL path such as /healthz."
         ),
     )
-    readiness_path: str | None = Field(
+    readiness_path: HttpPath | None = Field(
         default=None,
-        pattern=_PATH_PATTERN,
-        max_length=_PATH_MAX_LENGTH,
         description=(
             "Readiness endpoint (HTTP 200 when the model can serve). Required when protocol is custom; "
-            "otherwise overrides the protocol's standard path. Must start with '/'."
+            "otherwise overrides the protocol's standard path. An absolute URL path such as /ready."
         ),
     )
-    metadata_path: str | None = Field(
+    metadata_path: HttpPath | None = Field(
         default=None,
-        pattern=_PATH_PATTERN,
-        max_length=_PATH_MAX_LENGTH,
         description=(
-            "Model metadata endpoint (JSON). Optional; overrides the protocol's standard path. Must start with '/'."
+            "Model metadata endpoint (JSON). Optional; overrides the protocol's standard path. "
+            "An absolute URL path such as /metadata."
         ),
     )
-    version_path: str | None = Field(
+    version_path: HttpPath | None = Field(
         default=None,
-        pattern=_PATH_PATTERN,
-        max_length=_PATH_MAX_LENGTH,
         description=(
             "Endpoint returning JSON with the served model version in a 'version' field. Optional; "
-            "without it a custom runtime's served version is not verified. Must start with '/'."
+            "without it a custom runtime's served version is not verified. An absolute URL path such as /version."
         ),
     )
 

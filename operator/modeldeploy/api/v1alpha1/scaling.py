@@ -7,6 +7,7 @@ from typing import Self
 from pydantic import ConfigDict, Field, model_validator
 
 from modeldeploy.api.base import (
+    MAX_REPLICAS,
     CelRule,
     EmbeddedObject,
     IntOrPercent,
@@ -53,8 +54,12 @@ class AutoscalingSpec(SpecModel):
 
     model_config = ConfigDict(json_schema_extra=cel(MIN_NOT_ABOVE_MAX, NEEDS_A_TARGET))
 
-    min_replicas: int = Field(default=1, ge=1, description="Lower bound for the replica count.")
-    max_replicas: int = Field(ge=1, description="Upper bound for the replica count.")
+    min_replicas: int = Field(
+        default=1, ge=1, le=MAX_REPLICAS, description=f"Lower bound for the replica count (1-{MAX_REPLICAS})."
+    )
+    max_replicas: int = Field(
+        ge=1, le=MAX_REPLICAS, description=f"Upper bound for the replica count (1-{MAX_REPLICAS})."
+    )
     target_cpu_utilization_percentage: int | None = Field(
         default=None,
         alias="targetCPUUtilizationPercentage",

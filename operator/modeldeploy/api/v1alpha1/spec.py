@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Annotated, Self
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, StrictStr, model_validator
 
-from modeldeploy.api.base import CelRule, SpecModel, cel, default_empty_object
+from modeldeploy.api.base import MAX_REPLICAS, CelRule, SpecModel, cel, default_empty_object
 from modeldeploy.api.names import RESERVED_LABEL_PREFIXES
+from modeldeploy.api.rules import (
+    ANNOTATION_KEYS,
+    LABEL_KEYS,
+    LabelValue,
+    ObjectName,
+)
 from modeldeploy.api.v1alpha1.drift import DriftSpec
 from modeldeploy.api.v1alpha1.placement import LocalObjectReference, Toleration
 from modeldeploy.api.v1alpha1.runtime import RuntimeSpec
 from modeldeploy.api.v1alpha1.scaling import AutoscalingSpec, RolloutSpec
 
 LABEL_VALUE_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$"
+MODEL_NAME_PATTERN = r"^[^\x00-\x20\x7f]+$"
+"""No spaces or control characters. Spelled out rather than `\\S`, which Rust's regex (pydantic)
+reads as Unicode-aware and Go's RE2 (the apiserver) as ASCII-only."""
+MAX_PROBE_INTERVAL_SECONDS = 3600
+"""Health older than an hour is no longer news; a longer interval is a unit mistake."""
+MAX_FAILURE_THRESHOLD = 100
+MAX_POD_ANNOTATIONS = 32
+MAX_ANNOTATION_VALUE_LENGTH = 4096
+"""32 annotations of at most 4 KiB (keys at most 317 characters) stay below the Pod's 256 KiB
+total for annotations, so no accepted combination makes the Deployment invalid."""
 
 PROBE_TIMEOUT_WITHIN_INTERVAL = CelRule(
     rule=("!has(self.timeoutSeconds) || !has(self.intervalSeconds) || self.timeoutSeconds <= self.intervalSeconds"),
@@ -28,16 +44,31 @@ POD_LABELS_NOT_RESERVED = CelRule(
 )
 
 
+# The size bound sits inside the Annotated type, before the key check: on the field it would
+# land on the wrapped type and come out as a string's maxLength instead of maxProperties.
+# Node selector keys are not checked yet: tests/integration/test_reconciler.py uses an invalid
+# one as its example of a spec the Deployment refuses (ApplyRejected). Once that test takes
+# another example, add LABEL_KEYS here as on _PodLabels.
+_NodeSelector = Annotated[dict[str, LabelValue], Field(max_length=32)]
+_PodLabels = Annotated[dict[str, LabelValue], Field(max_length=64), LABEL_KEYS]
+_PodAnnotations = Annotated[
+    dict[str, Annotated[StrictStr, Field(max_length=MAX_ANNOTATION_VALUE_LENGTH)]],
+    Field(max_length=MAX_POD_ANNOTATIONS),
+    ANNOTATION_KEYS,
+]
+
+
 class ModelSpec(SpecModel):
     """Identity of the served model; the version is what rollouts and version checks compare."""
 
     name: str = Field(
         min_length=1,
         max_length=253,
-        pattern=r"^\S+$",
+        pattern=MODEL_NAME_PATTERN,
         description="Name the runtime serves the model under (used in inference and health URLs), e.g. iris.",
     )
     version: str = Field(
+        max_length=63,
         pattern=LABEL_VALUE_PATTERN,
         description=(
             "Model version to serve, e.g. '1.0.0' (quote it in YAML). Letters, digits, '-', '_' and '.', "
@@ -62,12 +93,23 @@ class ProbingSpec(SpecModel):
     model_config = ConfigDict(json_schema_extra=cel(PROBE_TIMEOUT_WITHIN_INTERVAL))
 
     enabled: bool = Field(default=True, description="Whether the operator probes replicas at all.")
-    interval_seconds: int = Field(default=30, ge=1, description="Seconds between probe rounds.")
+    interval_seconds: int = Field(
+        default=30,
+        ge=1,
+        le=MAX_PROBE_INTERVAL_SECONDS,
+        description=f"Seconds between probe rounds (1-{MAX_PROBE_INTERVAL_SECONDS}).",
+    )
     timeout_seconds: int = Field(
-        default=2, ge=1, description="Seconds before one probe request fails; at most intervalSeconds."
+        default=2,
+        ge=1,
+        le=MAX_PROBE_INTERVAL_SECONDS,
+        description="Seconds before one probe request fails; at most intervalSeconds.",
     )
     failure_threshold: int = Field(
-        default=3, ge=1, description="Consecutive failed rounds before a replica counts as unhealthy."
+        default=3,
+        ge=1,
+        le=MAX_FAILURE_THRESHOLD,
+        description=(f"Consecutive failed rounds before a replica counts as unhealthy (1-{MAX_FAILURE_THRESHOLD})."),
     )
 
     @model_validator(mode="after")
@@ -85,7 +127,11 @@ class ModelDeploymentSpec(SpecModel):
     replicas: int = Field(
         default=1,
         ge=0,
-        description="Desired replicas. Ignored while autoscaling is set. `kubectl scale md/<name>` changes it.",
+        le=MAX_REPLICAS,
+        description=(
+            f"Desired replicas (0-{MAX_REPLICAS}). Ignored while autoscaling is set. "
+            "`kubectl scale md/<name>` changes it."
+        ),
     )
     autoscaling: AutoscalingSpec | None = Field(
         default=None, description="Horizontal autoscaling; when set it decides the replica count."
@@ -97,21 +143,19 @@ class ModelDeploymentSpec(SpecModel):
         json_schema_extra=default_empty_object(),
     )
     drift: DriftSpec | None = Field(default=None, description="Data drift detection; off when absent.")
-    node_selector: dict[str, str] | None = Field(
+    node_selector: _NodeSelector | None = Field(
         default=None, description="Node labels the pods must match to be scheduled."
     )
-    tolerations: list[Toleration] | None = Field(default=None, description="Taints the pods tolerate.")
-    service_account_name: str | None = Field(
+    tolerations: list[Toleration] | None = Field(default=None, max_length=32, description="Taints the pods tolerate.")
+    service_account_name: ObjectName | None = Field(
         default=None,
-        max_length=253,
         description="ServiceAccount the pods run as; the namespace's default when absent.",
     )
     image_pull_secrets: list[LocalObjectReference] | None = Field(
-        default=None, description="Secrets with registry credentials for pulling runtime.image."
+        default=None, max_length=16, description="Secrets with registry credentials for pulling runtime.image."
     )
-    pod_labels: dict[str, str] | None = Field(
+    pod_labels: _PodLabels | None = Field(
         default=None,
-        max_length=64,
         description=(
             "Extra labels on the pods. Keys under "
             + " and ".join(RESERVED_LABEL_PREFIXES)
@@ -119,8 +163,12 @@ class ModelDeploymentSpec(SpecModel):
         ),
         json_schema_extra=cel(POD_LABELS_NOT_RESERVED),
     )
-    pod_annotations: dict[str, str] | None = Field(
-        default=None, description="Extra annotations on the pods, e.g. for a service mesh."
+    pod_annotations: _PodAnnotations | None = Field(
+        default=None,
+        description=(
+            f"Extra annotations on the pods, e.g. for a service mesh; at most {MAX_POD_ANNOTATIONS}, "
+            f"values up to {MAX_ANNOTATION_VALUE_LENGTH} characters."
+        ),
     )
 
     @model_validator(mode="after")
