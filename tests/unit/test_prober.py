@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -112,6 +113,54 @@ async def test_oversized_body_is_refused() -> None:
     async with Prober(transport=by_host({"127.0.50.1": huge}), max_body_bytes=1000) as prober:
         [result] = await prober.probe_replicas([target(metrics=False)])
     assert result.error == "response from /v2/health/live is larger than 1000 bytes"
+
+
+async def test_metrics_body_over_the_cap_is_the_scrapes_error_only() -> None:
+    """MockTransport hands the whole body over as one chunk; the cap holds all the same."""
+
+    async def big_metrics(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/metrics":
+            return httpx.Response(200, content=METRICS + b"other_total 1\n" * 1000)
+        return healthy_response(request)
+
+    async with Prober(transport=by_host({"127.0.50.1": big_metrics}), max_metrics_bytes=1000) as prober:
+        [big, small] = await prober.probe_replicas([target(1), target(2)], metrics=[QUERY])
+    assert big.healthy
+    assert big.metrics_error == "metrics body exceeds 1000 bytes"
+    assert big.histograms[QUERY] == MetricsError("metrics body exceeds 1000 bytes")
+    assert small.histograms[QUERY] == {1.0: 2.0, math.inf: 5.0}
+
+
+async def test_bodies_are_asked_for_uncompressed_and_compressed_ones_refused() -> None:
+    """httpx would inflate each chunk whole before any size limit saw it, so compression is refused outright."""
+    seen: dict[str, httpx.Headers] = {}
+
+    def compressed(request: httpx.Request, body: bytes) -> httpx.Response:
+        seen[request.url.path] = request.headers
+        return httpx.Response(200, content=gzip.compress(body), headers={"content-encoding": "gzip"})
+
+    async def gzipped_metrics(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/metrics":
+            return compressed(request, METRICS)
+        return healthy_response(request)
+
+    async def gzipped_health(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v2/health/live":
+            return compressed(request, b"{}")
+        return healthy_response(request)
+
+    metrics, health = await probe(
+        by_host({"127.0.50.1": gzipped_metrics, "127.0.50.2": gzipped_health}), [target(1), target(2)]
+    )
+    assert {path: headers["accept-encoding"] for path, headers in seen.items()} == {
+        "/metrics": "identity",
+        "/v2/health/live": "identity",
+    }
+    assert seen["/metrics"]["accept"].startswith("text/plain;version=0.0.4")
+    assert metrics.metrics_error == "response from /metrics is gzip-encoded; the prober asks for identity"
+    assert metrics.healthy
+    assert health.error == "response from /v2/health/live is gzip-encoded; the prober asks for identity"
+    assert health.metrics_error is None
 
 
 async def test_deadline_cuts_a_slow_replica_and_keeps_partial_results() -> None:

@@ -12,7 +12,11 @@ replica's deadline only starts once it holds a slot. Connections are pooled
 per replica and closed after its probe (see `transport` for why).
 
 Bodies are read up to a size limit: a replica is untrusted and must not be
-able to make the operator buffer gigabytes.
+able to make the operator buffer gigabytes. A metrics body is not buffered at
+all: `metrics.scrape_histograms` filters it as it streams in (see there for its
+caps). Every body is asked for uncompressed and refused otherwise: httpx
+inflates each chunk whole, so 64 KiB of gzip would become 64 MiB in memory
+before any size limit could look at it.
 """
 
 from __future__ import annotations
@@ -20,14 +24,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, nullcontext
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from types import TracebackType
 
 import httpx
 
-from modeldeploy.probing.metrics import Buckets, MetricQuery, MetricsError, histogram_buckets, parse_families
+from modeldeploy.probing.metrics import MAX_SCRAPE_BYTES, Buckets, MetricQuery, MetricsError, scrape_histograms
 from modeldeploy.probing.protocols import (
     ProbeFailed,
     ProbeFlow,
@@ -45,7 +49,6 @@ log = logging.getLogger(__name__)
 DEFAULT_CONCURRENCY = 256
 DEFAULT_TIMEOUT = 2.0
 MAX_BODY_BYTES = 1 << 20
-MAX_METRICS_BYTES = 8 << 20
 _JSON_ACCEPT = "application/json"
 # Ask for the classic text format; OpenMetrics is parsed too when a runtime insists.
 _METRICS_ACCEPT = "text/plain;version=0.0.4;q=1.0,application/openmetrics-text;q=0.5,*/*;q=0.1"
@@ -86,7 +89,7 @@ class Prober:
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
-        max_metrics_bytes: int = MAX_METRICS_BYTES,
+        max_metrics_bytes: int = MAX_SCRAPE_BYTES,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -104,7 +107,7 @@ class Prober:
             # to the pod IP the target names and nowhere else.
             trust_env=False,
             follow_redirects=False,
-            headers={"User-Agent": "modeldeploy-prober"},
+            headers={"User-Agent": "modeldeploy-prober", "Accept-Encoding": "identity"},
         )
 
     async def __aenter__(self) -> Prober:
@@ -232,7 +235,7 @@ class Prober:
         step = _start(flow)
         while isinstance(step, ProbeRequest):
             try:
-                response, _ = await self._get(target, target.url(step.path), step.path, request_timeout, _JSON_ACCEPT)
+                response = await self._get(target, target.url(step.path), step.path, request_timeout)
             except ProbeFailed as failure:
                 step = _throw(flow, failure)
             else:
@@ -246,38 +249,44 @@ class Prober:
         assert url is not None  # checked by the caller
         path = target.metrics_path
         try:
-            response, content_type = await self._get(
-                target, url, path, request_timeout, _METRICS_ACCEPT, limit=self.max_metrics_bytes
-            )
+            async with self._exchange(target, url, path, request_timeout, _METRICS_ACCEPT) as response:
+                if not 200 <= response.status_code < 300:
+                    message = f"HTTP {response.status_code} on {path}"
+                    return dict.fromkeys(queries, MetricsError(message)), message
+                scrape = await scrape_histograms(
+                    response.aiter_bytes(),
+                    queries,
+                    response.headers.get("content-type", ""),
+                    max_bytes=self.max_metrics_bytes,
+                )
         except ProbeFailed as failure:
             return dict.fromkeys(queries, MetricsError(failure.message)), failure.message
-        if not response.ok:
-            message = f"HTTP {response.status} on {path}"
-            return dict.fromkeys(queries, MetricsError(message)), message
-        families = parse_families(response.body.decode("utf-8", errors="replace"), content_type, queries)
-        if isinstance(families, MetricsError):
-            return dict.fromkeys(queries, families), families.message
-        return {q: histogram_buckets(families, q) for q in queries}, None
+        return scrape.histograms, None if scrape.error is None else scrape.error.message
 
-    async def _get(
-        self,
-        target: ProbeTarget,
-        url: str,
-        path: str,
-        request_timeout: float,
-        accept: str,
-        *,
-        limit: int | None = None,
-    ) -> tuple[ProbeResponse, str]:
-        limit = self.max_body_bytes if limit is None else limit
+    async def _get(self, target: ProbeTarget, url: str, path: str, request_timeout: float) -> ProbeResponse:
+        limit = self.max_body_bytes
+        async with self._exchange(target, url, path, request_timeout, _JSON_ACCEPT) as response:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > limit:
+                    raise ProbeFailed(f"response from {path} is larger than {limit} bytes")
+            return ProbeResponse(response.status_code, bytes(body))
+
+    @asynccontextmanager
+    async def _exchange(
+        self, target: ProbeTarget, url: str, path: str, request_timeout: float, accept: str
+    ) -> AsyncIterator[httpx.Response]:
+        """A streamed GET whose transport errors, while connecting or reading the body, become `ProbeFailed`.
+
+        A compressed body is refused before any of it is read, so httpx never inflates one.
+        """
         try:
             async with self._client.stream("GET", url, timeout=request_timeout, headers={"Accept": accept}) as response:
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > limit:
-                        raise ProbeFailed(f"response from {path} is larger than {limit} bytes")
-                return ProbeResponse(response.status_code, bytes(body)), response.headers.get("content-type", "")
+                encoding = response.headers.get("content-encoding", "identity").strip().lower()
+                if encoding not in ("", "identity"):
+                    raise ProbeFailed(f"response from {path} is {encoding}-encoded; the prober asks for identity")
+                yield response
         except httpx.TimeoutException:
             raise ProbeFailed(f"timeout after {_duration(request_timeout)} on {path}") from None
         except httpx.ConnectError as exc:
