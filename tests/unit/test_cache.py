@@ -153,3 +153,53 @@ def test_owner_name_needs_the_controlling_reference_of_that_kind() -> None:
     assert owner_name(owned, "ReplicaSet") is None
     assert owner_name(_owned({"kind": "ReplicaSet", "name": "rs", "controller": True}), "ModelDeployment") is None
     assert owner_name(obj("x"), "ModelDeployment") is None
+
+
+def uid_obj(name: str, namespace: str = "ns", *, rv: str = "1", uid: str = "u1") -> Obj:
+    return {"metadata": {"name": name, "namespace": namespace, "resourceVersion": rv, "uid": uid}}
+
+
+def test_replace_drops_what_the_list_no_longer_has_and_reports_it() -> None:
+    cache = ObjectCache()
+    for name in ("kept", "deleted-during-gap"):
+        cache.apply_event("ADDED", uid_obj(name))
+    since = cache.mark()
+    gone = cache.replace([uid_obj("kept", rv="2"), uid_obj("new")], namespace=None, since=since)
+    assert names(gone) == ["deleted-during-gap"]
+    assert sorted(k[1] for k in cache.known_keys()) == ["kept", "new"]
+    assert cache.get(("ns", "kept"))["metadata"]["resourceVersion"] == "2"  # type: ignore[index]
+
+
+def test_replace_keeps_what_was_stored_after_the_list_started() -> None:
+    """Our own write that lands while the list is in flight is newer than the list."""
+    cache = ObjectCache()
+    since = cache.mark()
+    cache.apply_event("MODIFIED", uid_obj("written-meanwhile"))
+    assert cache.replace([], namespace=None, since=since) == []
+    assert cache.get(("ns", "written-meanwhile")) is not None
+
+
+def test_replace_of_one_namespace_leaves_the_others_alone() -> None:
+    cache = ObjectCache()
+    cache.apply_event("ADDED", uid_obj("a", "one"))
+    cache.apply_event("ADDED", uid_obj("b", "two"))
+    gone = cache.replace([], namespace="one", since=cache.mark())
+    assert names(gone) == ["a"]
+    assert cache.known_keys() == [("two", "b")]
+
+
+def test_replace_updates_the_label_index() -> None:
+    cache = ObjectCache(index_label=LABEL)
+    cache.apply_event("ADDED", obj("pod-a", child="iris"))
+    cache.replace([], namespace=None, since=cache.mark())
+    assert cache.by_label("ns", "iris") == []
+
+
+def test_an_older_version_of_the_same_object_does_not_overwrite_a_newer_one() -> None:
+    cache = ObjectCache()
+    assert cache.apply_event("MODIFIED", uid_obj("a", rv="20"))  # what our own write returned
+    assert not cache.apply_event("MODIFIED", uid_obj("a", rv="19"))  # a watch event already in flight
+    assert cache.get(("ns", "a"))["metadata"]["resourceVersion"] == "20"  # type: ignore[index]
+    # a new object under the same name (another uid) is never "older"
+    assert cache.apply_event("ADDED", uid_obj("a", rv="5", uid="u2"))
+    assert cache.get(("ns", "a"))["metadata"]["uid"] == "u2"  # type: ignore[index]

@@ -329,3 +329,53 @@ async def test_retry_never_exceeds_max_delay(monkeypatch: pytest.MonkeyPatch) ->
     delays = [queue.retry("a") for _ in range(6)]
     queue.close()
     assert max(delays) <= 10.0
+
+
+def test_thousands_of_consecutive_failures_keep_backing_off_without_overflow() -> None:
+    """2.0 ** failures overflowed a float after ~1,025 failures and killed the worker."""
+
+    async def main() -> list[float]:
+        queue: WorkQueue[str] = WorkQueue(base_delay=0.5, max_delay=120.0)
+        delays = [queue.retry("bad") for _ in range(5000)]
+        queue.close()
+        return delays
+
+    delays = asyncio.run(main())
+    assert max(delays) <= 120.0
+    assert delays[-1] >= 0.8 * 120.0
+
+
+async def test_a_worker_survives_an_item_that_raises_and_the_item_is_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    queue: WorkQueue[str] = WorkQueue(base_delay=0.01, max_delay=0.02)
+    seen: list[str] = []
+    done = asyncio.Event()
+
+    async def work(key: str) -> None:
+        seen.append(key)
+        if key == "bad" and seen.count("bad") < 3:
+            raise RuntimeError("boom")
+        if seen.count("bad") >= 3 and "good" in seen:
+            done.set()
+
+    async with _workers(queue, 1, work):
+        queue.add("bad")
+        queue.add("good")
+        await asyncio.wait_for(done.wait(), TIMEOUT)
+    assert seen.count("bad") == 3  # retried after each escape, the one worker still alive
+    assert "good" in seen
+    tracebacks = [r for r in caplog.records if r.exc_info and "boom" in str(r.exc_info[1])]
+    assert len(tracebacks) == 2  # each escape logged with its traceback
+
+
+async def test_stuck_for_counts_only_while_work_waits() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    queue.last_progress = 100.0
+    assert queue.stuck_for(500.0) == 0.0  # idle: nothing waits, nothing is stuck
+    queue.add("a")
+    assert queue.stuck_for(500.0) == 400.0
+    key = await queue.get()
+    assert queue.stuck_for(500.0) == 400.0  # held by a worker that never finishes
+    queue.done(key)
+    assert queue.stuck_for(500.0) == 0.0

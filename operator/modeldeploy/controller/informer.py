@@ -10,6 +10,8 @@ is not visible to handlers, so nothing can tell when a cache is complete. An inf
   after a disconnect, and lists again when the apiserver says that version is gone (410);
 - backs off on errors (1 s doubling to 30 s) and never ends on one: a dead informer would be
   a controller that silently stops seeing the cluster, so `alive` feeds the liveness probe.
+  The backoff starts over as soon as the apiserver answers again (a list, or any watch event),
+  so the next outage is met after 1 s, not after the last outage's 30 s.
 
 Handlers run on the event loop, synchronously, in the order the apiserver sent the events.
 """
@@ -55,6 +57,8 @@ class Informer:
         self.watch_timeout = watch_timeout
         self.synced = asyncio.Event()
         self.lists = 0
+        self.backoff = FIRST_BACKOFF
+        self.version: str | None = None  # where the watch resumes; None: list first
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -72,29 +76,27 @@ class Informer:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def run(self) -> None:
-        backoff = FIRST_BACKOFF
-        version: str | None = None
         while True:
             try:
-                if version is None:
-                    version = await self._list()
-                version = await self._watch(version)
-                backoff = FIRST_BACKOFF
+                if self.version is None:
+                    self.version = await self._list()
+                await self._watch(self.version)
+                self.backoff = FIRST_BACKOFF
             except asyncio.CancelledError:
                 raise
             except kubeapi.ApiError as error:
                 if error.status == 410:
-                    version = None  # too old: the only way back is a fresh list
+                    self.version = None  # too old: the only way back is a fresh list
                     continue
-                log.warning("%s: %s; retrying in %.0fs", self._what(), error, backoff)
-                backoff = await _sleep(backoff)
+                log.warning("%s: %s; retrying in %.0fs", self._what(), error, self.backoff)
+                await self._sleep()
             except (httpx.HTTPError, OSError, ValueError) as error:
-                log.warning("%s: connection lost (%s); retrying in %.0fs", self._what(), _describe(error), backoff)
-                backoff = await _sleep(backoff)
+                log.warning("%s: connection lost (%s); retrying in %.0fs", self._what(), _describe(error), self.backoff)
+                await self._sleep()
             except Exception:  # a bug in a handler: log it, list afresh, never stop watching
                 log.exception("%s failed; listing again", self._what())
-                version = None
-                backoff = await _sleep(backoff)
+                self.version = None
+                await self._sleep()
 
     async def _list(self) -> str:
         since = self.cache.mark()
@@ -107,6 +109,7 @@ class Informer:
         before = {key: self.cache.get(key) for key in by_key}
         gone = self.cache.replace(items, namespace=self.namespace, since=since)
         self.lists += 1
+        self.backoff = FIRST_BACKOFF
         if self.synced.is_set():
             log.info("%s: listed again, %d objects, %d gone while not watching", self._what(), len(items), len(gone))
         self.synced.set()
@@ -118,8 +121,8 @@ class Informer:
             self.handler("LISTED", obj, before[key])
         return str(listed.get("metadata", {}).get("resourceVersion", ""))
 
-    async def _watch(self, version: str) -> str:
-        """Follow the stream until the server ends it; returns the version to resume from."""
+    async def _watch(self, version: str) -> None:
+        """Follow the stream until the server ends it, keeping the version to resume from."""
         stream = self.api.watch(
             self.kind, self.namespace, version, label_selector=self.label_selector, timeout_seconds=self.watch_timeout
         )
@@ -129,14 +132,18 @@ class Informer:
             if kind == "ERROR":
                 code = int(obj.get("code") or 500)
                 raise kubeapi.ApiError(code, str(obj.get("reason", "")), str(obj.get("message", "")))
-            version = str(obj.get("metadata", {}).get("resourceVersion") or version)
+            self.backoff = FIRST_BACKOFF
+            self.version = str(obj.get("metadata", {}).get("resourceVersion") or self.version)
             if kind == "BOOKMARK" or kind not in ("ADDED", "MODIFIED", "DELETED"):
                 continue
             previous = self.cache.get(key_of(obj))
             if self.cache.apply_event(kind, obj):
                 metrics.WATCH_EVENTS.labels(kind=self.kind.kind, type=kind).inc()
                 self.handler(kind, obj, previous)
-        return version
+
+    async def _sleep(self) -> None:
+        await asyncio.sleep(self.backoff * random.uniform(0.8, 1.2))
+        self.backoff = min(MAX_BACKOFF, self.backoff * 2)
 
     def _what(self) -> str:
         return f"watch of {self.kind.plural} in {self.namespace or 'all namespaces'}"
@@ -144,8 +151,3 @@ class Informer:
 
 def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-
-
-async def _sleep(backoff: float) -> float:
-    await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
-    return min(MAX_BACKOFF, backoff * 2)

@@ -152,7 +152,7 @@ class Controller:
             if self._watching and not informer.alive:
                 return f"the {informer.kind.plural} informer has stopped"
         for task in self._tasks:
-            if task.done() and not task.cancelled():
+            if task.done():
                 return f"{task.get_name()} has stopped"
         stuck = self.queue.stuck_for(time.monotonic())
         if self.working and stuck > STUCK_SECONDS:

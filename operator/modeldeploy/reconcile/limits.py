@@ -48,7 +48,9 @@ class WriteBudget(Generic[K]):
         """Seconds until `writes` writes are affordable (0 when they are now)."""
         bucket = self._refill(key, now)
         missing = writes - bucket.tokens
-        return 0.0 if missing <= 0 else missing * 60.0 / self.per_minute
+        # Refills are floating-point: a bucket that is full to within rounding can afford the
+        # write, or a caller waiting "the rest" would wait a few ulps forever.
+        return 0.0 if missing <= 1e-9 else missing * 60.0 / self.per_minute
 
     def spend(self, key: K, now: float, writes: int = 1) -> None:
         self._refill(key, now).tokens -= writes
