@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: binaries test lint typecheck contracts unit integration e2e generate sandbox-up sandbox-down sandbox-status demo demo-down clean
+.PHONY: binaries test lint typecheck contracts unit integration faults e2e generate sandbox-up sandbox-down sandbox-status demo demo-down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration -q
 
+# Restarts the sandbox's apiserver and etcd, kills operators, cuts connections: see tests/faults.
+faults: $(STAMP)
+	$(BIN)/pytest tests/faults -q -m faults
+
 e2e: $(STAMP)
 	$(BIN)/pytest tests/e2e -q
 
@@ -38,7 +42,7 @@ e2e: $(STAMP)
 binaries: $(STAMP)
 	$(BIN)/modeldeploy sandbox build --test-tools
 
-test: lint typecheck contracts binaries unit integration e2e
+test: lint typecheck contracts binaries unit integration faults e2e
 
 generate: $(STAMP)
 	$(BIN)/python -m modeldeploy.crdgen

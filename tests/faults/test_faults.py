@@ -31,6 +31,7 @@ from tests.conftest import (
     condition,
     make_kubectl,
     model_deployment,
+    petal_length_drift,
     start_operator,
     stop_operator,
     wait_for,
@@ -571,3 +572,91 @@ def test_the_farm_faults_cost_the_operator_no_traceback(bench: FaultBench) -> No
     """Runs after every fault above: a replica misbehaving is news for the status, not an exception."""
     assert bench.operator.process.poll() is None
     assert tracebacks(bench.operator) == 0, "\n".join(log_lines(bench.operator, "ERROR")[:10])
+
+
+# ---- 8. hostile metrics bodies -------------------------------------------------------------------
+
+HOSTILE_BODIES = [("huge", r"exceeds|larger than"), ("endless", r"exceeds|larger than"), ("trickle", r"deadline")]
+
+
+def memory_kib(pid: int, field: str) -> int:
+    """VmRSS or VmHWM (the peak, so nothing between two samples is missed) of a process, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for pid {pid}")
+
+
+def scrape_problem(md: dict[str, Any], pod: str) -> str | None:
+    """The condition message that reports `pod`'s scrape as a problem, if any does."""
+    for item in (md.get("status") or {}).get("conditions", []):
+        message = str(item.get("message", ""))
+        if "scrape problems" in message and f"{pod}: " in message:
+            return message
+    return None
+
+
+def test_hostile_metrics_bodies_are_cut_off_and_reported_in_bounded_memory(
+    sandbox: Sandbox, crd: Path, kubectl: Kubectl, namespace: str, operators: StartOperator
+) -> None:
+    operator = operators(sandbox.kubeconfig)
+    doc = model_deployment(
+        "scraped", replicas=2, runtime=FARM_IMAGE, probing=PROBING, drift=petal_length_drift(min_samples=1_000_000)
+    )
+    kubectl("apply", "-f", "-", input=json.dumps(doc))
+
+    def probed() -> bool:
+        md = get_obj(kubectl, "md", "scraped")
+        status = md.get("status") or {}
+        return (
+            converged(md)
+            and status.get("health", {}).get("healthyReplicas") == 2
+            and bool(status.get("drift", {}).get("data", {}).get("lastEvaluated"))
+        )
+
+    wait_for(probed, timeout=90, what="2 probed replicas, drift evaluated")
+    pods = names_of([p for p in live_pods(kubectl, f"{NAME_LABEL}=scraped") if p["status"].get("phase") == "Running"])
+    victim = pods[0]
+    pid = operator.process.pid
+    time.sleep(2 * INTERVAL)
+    rss_before, peak_before = memory_kib(pid, "VmRSS"), memory_kib(pid, "VmHWM")
+
+    for body, words in HOSTILE_BODIES:
+        kubectl("annotate", "pod", victim, f"{FAULT_ANNOTATION}=metrics={body}", "--overwrite")
+        started = time.monotonic()
+        found: list[str] = []
+        try:
+
+            def reported(body: str = body, words: str = words, found: list[str] = found) -> bool:
+                message = scrape_problem(get_obj(kubectl, "md", "scraped"), victim)
+                found[:] = [message] if message else []
+                return message is not None and re.search(words, message.split("scrape problems", 1)[1]) is not None
+
+            try:
+                wait_for(reported, timeout=4 * INTERVAL + 10, what=f"the {body} metrics body reported for {victim}")
+            except AssertionError:
+                stated = (get_obj(kubectl, "md", "scraped").get("status") or {}).get("conditions")
+                pytest.fail(f"metrics={body} on {victim} not reported as {words!r}: {json.dumps(stated)}")
+            print(f"detection: metrics={body} {time.monotonic() - started:.1f}s: {found[0][-200:]}")
+            time.sleep(2 * INTERVAL)  # a few more scrapes of it: memory is read after the whole episode
+            md = get_obj(kubectl, "md", "scraped")
+            assert condition(md, "ModelHealthy")["status"] == "True", "health is fine; only the scrape is hostile"
+        finally:
+            kubectl("annotate", "pod", victim, f"{FAULT_ANNOTATION}-")
+        removed = time.monotonic()
+        seconds = time_until(
+            lambda: scrape_problem(get_obj(kubectl, "md", "scraped"), victim) is None,
+            since=removed,
+            timeout=4 * INTERVAL + 10,
+            what=f"scrape problems gone after metrics={body}",
+        )
+        report_recovery(f"hostile metrics={body} removed, scrape clean again", seconds)
+
+    rss_after, peak_after = memory_kib(pid, "VmRSS"), memory_kib(pid, "VmHWM")
+    print(
+        f"operator memory over three hostile bodies: RSS {rss_before / 1024:.0f} -> {rss_after / 1024:.0f} MiB, "
+        f"peak {peak_before / 1024:.0f} -> {peak_after / 1024:.0f} MiB"
+    )
+    # The 2 MiB body cap and the 16 KiB kept-lines cap bound a scrape; 64 MiB would show whole.
+    assert peak_after - peak_before < 48 * 1024, f"peak RSS grew by {(peak_after - peak_before) / 1024:.0f} MiB"
+    assert tracebacks(operator) == 0, "\n".join(log_lines(operator, "ERROR")[:10])

@@ -9,13 +9,18 @@ from modeldeploy.status.compute import DataDriftReport
 
 
 def report(
-    score: float | None, *, drifted: bool = False, insufficient: bool = False, age: float = 0
+    score: float | None,
+    *,
+    drifted: bool = False,
+    insufficient: bool = False,
+    age: float = 0,
+    unscraped: frozenset[str] = frozenset(),
 ) -> DataDriftReport:
     stamp = (datetime.now(UTC) - timedelta(seconds=age)).strftime("%Y-%m-%dT%H:%M:%SZ")
     status: dict[str, object] = {"lastEvaluated": stamp, "samples": 1000}
     if score is not None:
         status["score"] = score
-    return DataDriftReport(status=status, drifted=drifted, message="", insufficient=insufficient)
+    return DataDriftReport(status=status, drifted=drifted, message="", insufficient=insufficient, unscraped=unscraped)
 
 
 def test_a_small_wiggle_is_not_worth_a_write() -> None:
@@ -29,6 +34,14 @@ def test_a_score_moving_more_than_ten_percent_is() -> None:
 def test_a_changed_verdict_always_is() -> None:
     assert meaningfully_different(report(0.19), report(0.21, drifted=True))
     assert meaningfully_different(report(None, insufficient=True), report(0.05))
+
+
+def test_a_replica_whose_metrics_cannot_be_read_is_news_and_so_is_its_recovery() -> None:
+    """A hostile /metrics body was cut off every round, yet the status never said so."""
+    broken = frozenset({"iris-0"})
+    assert meaningfully_different(report(0.10), report(0.10, unscraped=broken))
+    assert not meaningfully_different(report(0.10, unscraped=broken), report(0.10, unscraped=broken))
+    assert meaningfully_different(report(0.10, unscraped=broken), report(0.10))
 
 
 def test_a_stale_statement_is_refreshed() -> None:

@@ -138,6 +138,40 @@ async def test_unhealthy_garbage_and_version_faults(farm: MultiReplicaServer, cl
     assert (await client.get(f"{base}/v2/models/iris")).json()["versions"] == ["1"]
 
 
+async def test_hostile_metrics_bodies_while_health_stays_fine(
+    farm: MultiReplicaServer, client: httpx.AsyncClient
+) -> None:
+    ip = "127.0.71.7"
+    base = await replica(farm, ip, faults="metrics=huge")
+    port = int(base.rsplit(":", 1)[1])
+    assert (await client.get(f"{base}/v2/health/ready")).status_code == 200
+
+    async def first_bytes(limit: int) -> tuple[httpx.Headers, int]:
+        read = 0
+        async with client.stream("GET", f"{base}/metrics") as response:
+            async for chunk in response.aiter_raw():
+                read += len(chunk)
+                if read >= limit:
+                    break
+            return response.headers, read
+
+    headers, read = await first_bytes(4 << 20)
+    assert int(headers["content-length"]) == 64 << 20
+    assert read >= 4 << 20
+
+    farm.set_fault(ip, port, "metrics=endless")
+    headers, read = await first_bytes(8 << 20)
+    assert "content-length" not in headers  # chunked ...
+    assert read >= 8 << 20  # ... and more than any cap
+
+    farm.set_fault(ip, port, "metrics=trickle")
+    started = time.perf_counter()
+    headers, read = await first_bytes(500)
+    assert time.perf_counter() - started > 0.2  # one short line every 50 ms
+    farm.set_fault(ip, port, "ok")
+    assert "modelserver_inference_requests_total" in (await client.get(f"{base}/metrics")).text
+
+
 async def test_crash_and_hang(farm: MultiReplicaServer, client: httpx.AsyncClient) -> None:
     ip = "127.0.71.6"
     base = await replica(farm, ip, faults="crash")

@@ -108,12 +108,15 @@ def test_fault_parsing() -> None:
     assert parse_faults("slow=0.25") == Faults(delay=0.25)
     assert str(parse_faults("version=2,garbage")) == "garbage,version=2"
     assert str(parse_faults("ok")) == "ok"
+    assert parse_faults("metrics=endless,version=2") == Faults(version="2", metrics="endless")
+    assert str(parse_faults("metrics=huge")) == "metrics=huge"
     for bad, message in [
         ("explode", "unknown fault 'explode'"),
         ("hang,crash", "exclude each other"),
         ("slow=-1", "non-negative"),
         ("slow=x", "needs seconds"),
         ("version=", "unknown fault"),
+        ("metrics=big", "metrics= needs one of huge, endless, trickle"),
     ]:
         with pytest.raises(ValueError, match=message):
             parse_faults(bad)

@@ -271,6 +271,7 @@ class ProbeManager:
         live_pods = {p.pod for p in probes}
         per_metric: list[dict[str, Any]] = []
         problems: list[str] = []
+        unscraped: set[str] = set()
         judged = False  # whether any metric has minSamples in its window
         worst: tuple[float, str] | None = None
         for query, baseline in queries:
@@ -282,10 +283,12 @@ class ProbeManager:
                 if buckets is None or isinstance(buckets, MetricsError):
                     if isinstance(buckets, MetricsError):
                         problems.append(f"{probe.pod}: {buckets}")
+                        unscraped.add(probe.pod)
                     continue
                 counts = rebucket(buckets, baseline.bounds)
                 if isinstance(counts, HistogramError):
                     problems.append(f"{probe.pod}: {counts}")
+                    unscraped.add(probe.pod)
                     continue
                 window.observe(probe.pod, timestamp, counts)
             window.prune(timestamp)
@@ -328,7 +331,9 @@ class ProbeManager:
             message += f" (scrape problems: {'; '.join(problems[:3])})"
         if not judged and not drifted:
             message = f"fewer than {drift.min_samples} samples in the window yet: {message}"
-        return DataDriftReport(status=status, drifted=drifted, message=message, insufficient=not judged)
+        return DataDriftReport(
+            status=status, drifted=drifted, message=message, insufficient=not judged, unscraped=frozenset(unscraped)
+        )
 
     @staticmethod
     def _record_metrics(key: Key, probes: list[ReplicaProbe], report: HealthReport, seconds: float) -> None:
@@ -370,9 +375,13 @@ def meaningfully_different(previous: DataDriftReport, fresh: DataDriftReport) ->
 
     Under steady traffic the score and sample count move a little every round; writing each
     wiggle would cost a write per ModelDeployment per interval. A change of verdict always
-    counts, a score that moved by more than 10% counts, and so does a stale statement.
+    counts, a score that moved by more than 10% counts, and so does a stale statement. So does a
+    replica whose metrics cannot be read, or can again: drift is judged without it meanwhile,
+    and the person reading the status needs to know which one and why.
     """
     if (previous.drifted, previous.insufficient) != (fresh.drifted, fresh.insufficient):
+        return True
+    if previous.unscraped != fresh.unscraped:
         return True
     old, new = previous.status.get("score"), fresh.status.get("score")
     if (old is None) != (new is None):

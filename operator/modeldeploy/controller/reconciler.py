@@ -21,7 +21,15 @@ from modeldeploy import kubeapi, metrics
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
 from modeldeploy.controller.cache import Key, ObjectCache, controller_uid
 from modeldeploy.reconcile.compare import contains
-from modeldeploy.reconcile.limits import Failure, WriteBudget, is_stalled, record_failure, stalled_retry_in
+from modeldeploy.reconcile.limits import (
+    EVENTS_BURST,
+    EVENTS_PER_MINUTE,
+    Failure,
+    WriteBudget,
+    is_stalled,
+    record_failure,
+    stalled_retry_in,
+)
 from modeldeploy.render import labels as lbl
 from modeldeploy.render.children import Owner, render_children, service_url
 from modeldeploy.render.names import child_name
@@ -124,7 +132,11 @@ class Reconciler:
         # namespace -> monotonic time until which it is known to be terminating
         self._terminating: dict[str, float] = {}
         self.budget: WriteBudget[Key] = WriteBudget()
+        self.event_budget: WriteBudget[Key] = WriteBudget(per_minute=EVENTS_PER_MINUTE, burst=EVENTS_BURST)
         self._failures: dict[Key, Failure] = {}
+        # A Stalled object's generation, the monotonic time of its next attempt, and its problem:
+        # resyncs and pod events must not turn the backoff back into an apply every few seconds.
+        self._holds: dict[Key, tuple[int, float, status_compute.Problem]] = {}
 
     async def reconcile(self, key: Key) -> float | None:
         """Converge one ModelDeployment; returns when to look again, if before the next event."""
@@ -165,7 +177,9 @@ class Reconciler:
             self.probes.stop(key)
         self.state.forget(key)
         self.budget.forget(key)
+        self.event_budget.forget(key)
         self._failures.pop(key, None)
+        self._holds.pop(key, None)
         metrics.forget_model(*key)
 
     def _spend(self, key: Key, writes: int = 1) -> None:
@@ -209,6 +223,11 @@ class Reconciler:
             stale = [
                 (c, live) for c, live in zip(desired.all(), lives, strict=True) if live is None or not contains(live, c)
             ]
+            hold = self._holds.get(key)
+            if stale and hold is not None and hold[0] == metadata.get("generation") and time.monotonic() < hold[1]:
+                outcome.problem = hold[2]  # the same spec would fail the same way: wait out the backoff
+                outcome.retry_in = hold[1] - time.monotonic()
+                return outcome
             if stale:
                 self._spend(key, len(stale))
                 fresh = await self._confirm_owner(body)
@@ -221,6 +240,7 @@ class Reconciler:
             if desired.hpa is None:
                 await self._delete_stale_hpa(owner, outcome)
             self._failures.pop(key, None)
+            self._holds.pop(key, None)
         except ValidationError as error:
             outcome.problem = status_compute.Problem("InvalidSpec", _validation_message(error))
         except Stalled as stalled:
@@ -241,6 +261,8 @@ class Reconciler:
             reason = "Forbidden" if error.status == 403 else "ApplyRejected"
             outcome.problem = status_compute.Problem(reason, error.message)
             outcome.retry_in = stalled_retry_in(failure)
+            generation = int(metadata.get("generation", 0))
+            self._holds[key] = (generation, time.monotonic() + outcome.retry_in, outcome.problem)
         await self._announce(body, outcome)
         return outcome
 
@@ -331,10 +353,10 @@ class Reconciler:
         """Events are for people; failing to post one must never fail or repeat a reconcile."""
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         now = time.monotonic()
-        if self.budget.wait(key, now) > 0:
-            log.info("dropped event %s on %s/%s: write budget spent", reason, *key)
+        if self.event_budget.wait(key, now) > 0:
+            log.info("dropped event %s on %s/%s: event budget spent", reason, *key)
             return
-        self.budget.spend(key, now)
+        self.event_budget.spend(key, now)
         try:
             await self.api.post_event(body, type_=type_, reason=reason, message=message)
         except (kubeapi.ApiError, httpx.HTTPError) as error:

@@ -150,7 +150,35 @@ async def infer(request: web.Request) -> web.Response:
     return web.json_response(response)
 
 
-async def metrics(request: web.Request) -> web.Response:
+# Lines of a family nobody asks for, and one of the drift histogram the operator does ask for.
+_OTHER_LINE = b'hostile_filler_total{shard="0000000000000000000000000000000000000000"} 1\n'
+_HUGE_BYTES = 64 * 1024 * 1024
+
+
+async def _hostile_metrics(request: web.Request, body: str) -> web.StreamResponse:
+    """A metrics endpoint that tries to make its scraper read forever or hold everything."""
+    response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE_LATEST})
+    if body == "huge":
+        response.content_length = _HUGE_BYTES
+    await response.prepare(request)
+    block = _OTHER_LINE * (65536 // len(_OTHER_LINE))
+    sent = 0
+    while body != "huge" or sent + len(block) <= _HUGE_BYTES:
+        if body == "trickle":
+            await response.write(_OTHER_LINE)
+            await asyncio.sleep(0.05)
+            continue
+        await response.write(block)
+        sent += len(block)
+    await response.write(b"#" * (_HUGE_BYTES - sent - 1) + b"\n")
+    await response.write_eof()
+    return response
+
+
+async def metrics(request: web.Request) -> web.StreamResponse:
+    hostile = _replica(request).faults.metrics
+    if hostile is not None:
+        return await _hostile_metrics(request, hostile)
     response = web.Response(body=_replica(request).metrics.render())
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response

@@ -12,9 +12,13 @@ A fault is given as text, as a test or the sandbox farm would write it:
 - ``slow=<seconds>``: answers normally after a delay.
 - ``version=<v>``: claims to serve version ``v`` instead of the configured one
   (a replica that lies about, or was rolled back to, another version).
+- ``metrics=<body>``: the metrics endpoint turns hostile while health stays fine:
+  ``huge`` announces 64 MiB and sends it, ``endless`` streams other families
+  forever, ``trickle`` sends one valid line every 50 ms forever (a scraper that
+  reads whole bodies, or has no deadline, is what these find).
 
-``version=`` and ``slow=`` combine with one of the others, separated by commas,
-e.g. ``unhealthy,version=2``. Setting ``ok`` clears everything.
+``version=``, ``slow=`` and ``metrics=`` combine with one of the others, separated by
+commas, e.g. ``unhealthy,version=2``. Setting ``ok`` clears everything.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from typing import Literal, cast, get_args
 
 Mode = Literal["ok", "unhealthy", "hang", "garbage", "crash"]
 MODES: tuple[str, ...] = get_args(Mode)
+MetricsBody = Literal["huge", "endless", "trickle"]
+METRICS_BODIES: tuple[str, ...] = get_args(MetricsBody)
 
 
 @dataclass(frozen=True)
@@ -32,13 +38,17 @@ class Faults:
     mode: Mode = "ok"
     version: str | None = None
     delay: float = 0.0
+    metrics: MetricsBody | None = None
 
     def __str__(self) -> str:
-        parts: list[str] = [] if self.mode == "ok" and (self.version or self.delay) else [self.mode]
+        extras = self.version or self.delay or self.metrics
+        parts: list[str] = [] if self.mode == "ok" and extras else [self.mode]
         if self.version is not None:
             parts.append(f"version={self.version}")
         if self.delay:
             parts.append(f"slow={self.delay:g}")
+        if self.metrics is not None:
+            parts.append(f"metrics={self.metrics}")
         return ",".join(parts)
 
 
@@ -47,6 +57,7 @@ def parse_faults(text: str) -> Faults:
     mode: Mode = "ok"
     version: str | None = None
     delay = 0.0
+    metrics: MetricsBody | None = None
     for raw in text.split(","):
         part = raw.strip()
         key, sep, value = part.partition("=")
@@ -59,10 +70,16 @@ def parse_faults(text: str) -> Faults:
                 raise ValueError(f"slow= needs seconds, got {value!r}") from None
             if not math.isfinite(delay) or delay < 0:
                 raise ValueError(f"slow= needs a non-negative number of seconds, got {value!r}")
+        elif sep and key == "metrics":
+            if value not in METRICS_BODIES:
+                raise ValueError(f"metrics= needs one of {', '.join(METRICS_BODIES)}, got {value!r}")
+            metrics = cast(MetricsBody, value)
         elif not sep and part in MODES:
             if mode != "ok" and part != mode:
                 raise ValueError(f"faults {mode!r} and {part!r} exclude each other")
             mode = cast(Mode, part)
         else:
-            raise ValueError(f"unknown fault {part!r}: use one of {', '.join(MODES)}, slow=<s>, version=<v>")
-    return Faults(mode=mode, version=version, delay=delay)
+            raise ValueError(
+                f"unknown fault {part!r}: use one of {', '.join(MODES)}, slow=<s>, version=<v>, metrics=<body>"
+            )
+    return Faults(mode=mode, version=version, delay=delay, metrics=metrics)

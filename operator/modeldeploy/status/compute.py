@@ -69,6 +69,7 @@ class DataDriftReport:
     drifted: bool
     message: str
     insufficient: bool = False  # no watched metric has minSamples in its window yet
+    unscraped: frozenset[str] = frozenset()  # pods whose metrics could not be read this round
 
 
 @dataclass(frozen=True)
