@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -195,6 +196,16 @@ def log_lines(operator: OperatorProcess, level: str) -> list[str]:
 
 def reconciles(operator: OperatorProcess) -> float:
     return sum(reconciles_by_result(operator).values())
+
+
+def managed_models(operator: OperatorProcess) -> float:
+    """`modeldeploy_managed_models`: how many ModelDeployments the operator's cache holds."""
+    with urllib.request.urlopen(operator.metrics_url, timeout=5) as response:
+        text = response.read().decode()
+    for family in text_string_to_metric_families(text):
+        if family.name == "modeldeploy_managed_models":
+            return float(family.samples[0].value)
+    raise AssertionError("the operator exports no modeldeploy_managed_models")
 
 
 def kill_9(operator: OperatorProcess) -> None:

@@ -47,6 +47,7 @@ from tests.faults.meters import (
     kill_9,
     live_pods,
     log_lines,
+    managed_models,
     model_deployments,
     operator_source,
     reconciles,
@@ -270,8 +271,10 @@ def test_apiserver_restart_converges_without_a_traceback(
 # ---- 3. a watch gap, through the proxy, with a deletion and a change during it --------------------
 
 
+@pytest.mark.parametrize("apiserver_restarts", [False, True], ids=["resumed", "relisted"])
 def test_watch_gap_with_a_deletion_and_a_spec_change(
-    sandbox: Sandbox,
+    apiserver_restarts: bool,
+    control_plane: Sandbox,
     crd: Path,
     kubectl: Kubectl,
     admin_kubectl: Kubectl,
@@ -280,6 +283,12 @@ def test_watch_gap_with_a_deletion_and_a_spec_change(
     audit: AuditLog,
     proxy: tuple[CuttableProxy, Path],
 ) -> None:
+    """`resumed`: the watch picks up where it was and sees the deletion as an event.
+
+    `relisted`: the apiserver restarts during the gap, so the version the operator resumes from is
+    gone (410) and only a new list can tell it what was deleted: the ghost-object defect.
+    """
+    sandbox = control_plane
     cut, through_proxy = proxy
     operator = operators(through_proxy)
     docs = {name: model_deployment(name, replicas=1) for name in ("gone", "changed", "steady")}
@@ -290,6 +299,8 @@ def test_watch_gap_with_a_deletion_and_a_spec_change(
     dropped = cut.cut()
     gap_started = time.monotonic()
     print(f"proxy cut: {dropped} operator connections dropped")
+    if apiserver_restarts:
+        print(f"apiserver down and back in {sandbox.restart_apiserver():.1f}s, unseen by the operator")
     kubectl("delete", "md", "gone", "--wait=true", "--timeout=30s")
     docs["changed"]["spec"]["replicas"] = 2
     docs["changed"]["spec"]["model"] = {"name": "iris", "version": "2.0.0"}
@@ -311,7 +322,8 @@ def test_watch_gap_with_a_deletion_and_a_spec_change(
         return deployment["spec"]["replicas"] == 2 and container_env(deployment).get("MODEL_VERSION") == "2.0.0"
 
     seconds = time_until(changed_converged, since=restored, timeout=60, what="the changed ModelDeployment converged")
-    report_recovery("watch gap (proxy cut), spec change made during the gap converged", seconds)
+    how = "apiserver restarted in the gap, relisted" if apiserver_restarts else "resumed"
+    report_recovery(f"watch gap (proxy cut, {how}), spec change made during the gap converged", seconds)
     time.sleep(SETTLE)  # two resyncs: a ghost of the deleted one would be reconciled in them
 
     ghost = [str(e) for e in audit.operator_writes(mark, namespace, names={"gone"})]
@@ -333,6 +345,11 @@ def test_watch_gap_with_a_deletion_and_a_spec_change(
         wait_for(collected, timeout=30, interval=0.5, what="no child of the deleted ModelDeployment")
     except AssertionError:
         print(f"children of the deleted ModelDeployment still there 30 s later: {leftovers}")
+    cached, listed = managed_models(operator), len(items(admin_kubectl, "md", "--all-namespaces"))
+    print(f"after the gap: the operator's cache holds {cached:.0f} ModelDeployments, the apiserver lists {listed}")
+    if apiserver_restarts:
+        assert "listed again" in operator.log(), "the restart should have cost the watch its version (410)"
+    assert cached == listed, "after a re-list the cache equals the list"
     assert not ghost, f"{len(ghost)} writes for a ModelDeployment deleted during the gap: {ghost[:5]}"
     assert not leftovers, f"children of the deleted ModelDeployment left after the GC could act: {leftovers}"
     assert not steady, f"{len(steady)} writes for a ModelDeployment untouched during the gap: {steady[:5]}"
