@@ -22,6 +22,8 @@ import httpx
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
+from modeldeploy import metrics
+
 FIELD_MANAGER = "modeldeploy"
 Obj = dict[str, Any]
 
@@ -140,7 +142,13 @@ class KubeClient:
         await self._http.aclose()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        response = await self._http.request(method, path, **kwargs)
+        verb, resource = request_kind(method, path, (kwargs.get("headers") or {}).get("Content-Type", ""))
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.HTTPError:
+            metrics.API_REQUESTS.labels(verb=verb, resource=resource, code="error").inc()
+            raise
+        metrics.API_REQUESTS.labels(verb=verb, resource=resource, code=str(response.status_code)).inc()
         if response.status_code >= 400:
             raise _api_error(response, response.text)
         return response
@@ -200,6 +208,7 @@ class KubeClient:
         if label_selector:
             params["labelSelector"] = label_selector
         timeout = httpx.Timeout(10.0, read=timeout_seconds + 30.0)
+        metrics.API_REQUESTS.labels(verb="WATCH", resource=kind.plural, code="").inc()
         async with self._http.stream("GET", kind.path(namespace), params=params, timeout=timeout) as response:
             if response.status_code >= 400:
                 body = (await response.aread()).decode(errors="replace")
@@ -319,3 +328,24 @@ class KubeClient:
             async for line in response.aiter_lines():
                 if line:
                     yield json.loads(line)
+
+
+def request_kind(method: str, path: str, content_type: str = "") -> tuple[str, str]:
+    """(verb, resource[/subresource]) of a request, as the apiserver's own metrics name them.
+
+    `/apis/apps/v1/namespaces/ns/deployments/x` is a GET of `deployments`, without the name a
+    LIST; a PATCH with an apply-patch body is an APPLY.
+    """
+    parts = path.strip("/").split("/")
+    rest = parts[2:] if parts[:1] == ["api"] else parts[3:]
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        rest = rest[2:]
+    resource = rest[0] if rest else ""
+    if len(rest) >= 3:
+        resource = f"{resource}/{rest[2]}"
+    verb = method.upper()
+    if verb == "GET" and len(rest) == 1:
+        verb = "LIST"
+    elif verb == "PATCH" and content_type.startswith("application/apply-patch"):
+        verb = "APPLY"
+    return verb, resource

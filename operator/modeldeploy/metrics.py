@@ -16,6 +16,12 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 RECONCILES = Counter(
     "modeldeploy_reconciles", "Reconciles of ModelDeployments, by result.", ["result"], registry=REGISTRY
 )
+API_REQUESTS = Counter(
+    "modeldeploy_api_requests",
+    "Requests the operator sent to the Kubernetes API, by verb, resource and response code.",
+    ["verb", "resource", "code"],
+    registry=REGISTRY,
+)
 RECONCILE_SECONDS = Histogram(
     "modeldeploy_reconcile_duration_seconds",
     "Time one reconcile took.",

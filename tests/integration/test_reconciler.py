@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.request
 from typing import Any
 
 import pytest
@@ -46,6 +47,36 @@ def ready(kubectl: Kubectl, name: str = "iris") -> bool:
 def events(kubectl: Kubectl, reason: str) -> list[dict[str, Any]]:
     items = get_json(kubectl, "events", f"--field-selector=reason={reason}")["items"]
     return list(items)  # type: ignore[call-overload]
+
+
+def api_requests(operator: OperatorProcess) -> dict[tuple[str, str, str], float]:
+    """The operator's `modeldeploy_api_requests_total`, by (verb, resource, code)."""
+    with urllib.request.urlopen(operator.metrics_url, timeout=5) as response:
+        text = response.read().decode()
+    counts: dict[tuple[str, str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "modeldeploy_api_requests":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    labels = sample.labels
+                    counts[(labels["verb"], labels["resource"], labels["code"])] = sample.value
+    return counts
+
+
+def test_a_new_model_costs_two_applies_and_its_status_writes(kubectl: Kubectl, operator: OperatorProcess) -> None:
+    """No GET that 404s, no routine Event: a new ModelDeployment once cost 8 requests."""
+    before = api_requests(operator)
+    apply(kubectl, manifest(replicas=1))
+    wait_for(lambda: ready(kubectl), timeout=60, what="Ready")
+    time.sleep(2)  # anything the operator still sends for it
+    after = api_requests(operator)
+    spent = {key: n - before.get(key, 0) for key, n in after.items() if n != before.get(key, 0) and key[0] != "WATCH"}
+    print(f"requests for one new ModelDeployment: {spent}")
+    assert spent.get(("APPLY", "deployments", "201")) == 1  # created by the apply
+    assert spent.get(("APPLY", "services", "201")) == 1
+    assert not any(verb == "GET" for verb, _, _ in spent), spent
+    assert ("POST", "events", "201") not in spent, spent
+    assert sum(spent.values()) <= 4, spent
 
 
 def test_create_makes_owned_children_and_becomes_ready(kubectl: Kubectl) -> None:

@@ -16,6 +16,7 @@ from modeldeploy.status.compute import (
     Observation,
     Problem,
     ReplicaReport,
+    can_be_folded,
     compute_status,
     health_status,
     rollout_of,
@@ -656,3 +657,52 @@ def test_replica_report_healthy() -> None:
     assert not replica("a", live=None).healthy
     assert not replica("a", ready=False).healthy
     assert not replica("a", model_ready=None, healthy=False).healthy
+
+
+def _conditions(generation: int, *states: tuple[str, str, str, str]) -> dict[str, Any]:
+    return {
+        "observedGeneration": generation,
+        "conditions": [{"type": t, "status": s, "reason": r, "message": m} for t, s, r, m in states],
+    }
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "progress"),
+    [
+        (  # a rollout moving on: the same states, other counts
+            _conditions(1, ("Ready", "False", "RollingOut", "1/3 updated")),
+            _conditions(1, ("Ready", "False", "RollingOut", "2/3 updated")),
+            True,
+        ),
+        (  # a state changed: news
+            _conditions(1, ("Ready", "False", "RollingOut", "3/3 updated")),
+            _conditions(1, ("Ready", "True", "Ready", "3 ready")),
+            False,
+        ),
+        (  # still not Ready, at another step: on the way
+            _conditions(1, ("Ready", "False", "RollingOut", "x")),
+            _conditions(1, ("Ready", "False", "DeploymentUnavailable", "x"), ("Available", "True", "Min", "")),
+            True,
+        ),
+        (  # Ready turning False: news
+            _conditions(1, ("Ready", "True", "Ready", "x")),
+            _conditions(1, ("Ready", "False", "ReplicasUnhealthy", "x")),
+            False,
+        ),
+        (  # a new generation observed: news
+            _conditions(1, ("Ready", "False", "RollingOut", "x")),
+            _conditions(2, ("Ready", "False", "RollingOut", "x")),
+            False,
+        ),
+        ({}, _conditions(1, ("Ready", "False", "RollingOut", "x")), False),  # the first status ever
+        (  # a condition appearing
+            _conditions(1, ("Ready", "False", "RollingOut", "x")),
+            _conditions(1, ("Ready", "False", "RollingOut", "x"), ("Stalled", "True", "ApplyRejected", "no")),
+            False,
+        ),
+    ],
+)
+def test_only_the_way_to_a_state_can_wait_to_be_folded_into_the_next_write(
+    old: dict[str, Any], new: dict[str, Any], progress: bool
+) -> None:
+    assert can_be_folded(old, new) is progress

@@ -208,3 +208,13 @@ def test_a_life_cycle_of_computed_statuses() -> None:
 
     fixed = _compute(stalled)
     assert [e[1] for e in transition_events(stalled, fixed)] == ["DriftCleared", "Ready"]
+
+
+def test_the_first_rollout_of_a_new_object_is_routine_a_later_one_or_a_recovery_is_news() -> None:
+    rolling = status(Ready=("False", "RollingOut"))
+    ready = status(Ready=("True", "Ready", "1 ready"))
+    assert transition_events(rolling, ready, created=True) == []
+    assert transition_events({}, ready, created=True) == []
+    assert transition_events(rolling, ready) == [("Normal", "Ready", "1 ready")]  # a spec change rolled out
+    unavailable = status(Ready=("False", "DeploymentUnavailable"))
+    assert transition_events(unavailable, ready, created=True) == [("Normal", "Ready", "1 ready")]

@@ -7,6 +7,7 @@ differs, which is what makes an idle cluster and a periodic resync cost zero wri
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -95,6 +96,17 @@ class Throttled(Exception):
         self.wait = wait
 
 
+COALESCE_SECONDS = 1.0
+
+
+class Coalesced(Exception):
+    """A status write that only reports rollout progress, held back to be folded into the next."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"progress-only status write deferred {wait:.1f}s")
+        self.wait = wait
+
+
 class Stalled(Exception):
     """The reconcile cannot proceed until a person changes something."""
 
@@ -137,6 +149,7 @@ class Reconciler:
         # A Stalled object's generation, the monotonic time of its next attempt, and its problem:
         # resyncs and pod events must not turn the backoff back into an apply every few seconds.
         self._holds: dict[Key, tuple[int, float, status_compute.Problem]] = {}
+        self._status_written_at: dict[Key, float] = {}  # monotonic time of each object's last status write
 
     async def reconcile(self, key: Key) -> float | None:
         """Converge one ModelDeployment; returns when to look again, if before the next event."""
@@ -167,6 +180,9 @@ class Reconciler:
             except Throttled as throttled:
                 result = "throttled"
                 return throttled.wait
+            except Coalesced as coalesced:
+                result = "coalesced"
+                return coalesced.wait
             return outcome.retry_in
         finally:
             metrics.RECONCILES.labels(result=result).inc()
@@ -180,6 +196,7 @@ class Reconciler:
         self.event_budget.forget(key)
         self._failures.pop(key, None)
         self._holds.pop(key, None)
+        self._status_written_at.pop(key, None)
         metrics.forget_model(*key)
 
     def _spend(self, key: Key, writes: int = 1) -> None:
@@ -219,7 +236,7 @@ class Reconciler:
                 self.probes.ensure(key, spec)
             await self._check_pull_secrets(owner, spec)
             desired = render_children(owner, spec)
-            lives = [await self._live_child(owner, child) for child in desired.all()]
+            lives = [self._live_child(owner, child) for child in desired.all()]
             stale = [
                 (c, live) for c, live in zip(desired.all(), lives, strict=True) if live is None or not contains(live, c)
             ]
@@ -230,13 +247,23 @@ class Reconciler:
                 return outcome
             if stale:
                 self._spend(key, len(stale))
+            if stale and _converged_before(body):
+                # Children of a converged owner changed or vanished: a hand edit, or the garbage
+                # collector acting for an owner deleted while the watch was down. Only the
+                # apiserver can tell which; a new or changed owner needs no such check.
                 fresh = await self._confirm_owner(body)
                 if fresh is None:
                     outcome.owner_gone = True
                     return outcome
                 outcome.body = body = fresh
-            for child, live in stale:
-                await self._converge_child(body, spec, child, live, outcome)
+            # Children are independent: applied side by side, every outcome kept, the first error raised.
+            results = await asyncio.gather(
+                *(self._converge_child(body, spec, child, live, outcome) for child, live in stale),
+                return_exceptions=True,
+            )
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
             if desired.hpa is None:
                 await self._delete_stale_hpa(owner, outcome)
             self._failures.pop(key, None)
@@ -283,21 +310,38 @@ class Reconciler:
                     f"{owner.namespace!r}; create it or remove the reference",
                 )
 
-    async def _live_child(self, owner: Owner, child: Obj) -> Obj | None:
-        """The live child from the cache; a GET only when the cache has none (to spot clashes)."""
+    def _live_child(self, owner: Owner, child: Obj) -> Obj | None:
+        """The live child from the synced cache, which holds every object carrying our label.
+
+        An object missing from it is absent, or someone else's of the same name: the first
+        apply tells which (see `_create_child`), so a new ModelDeployment costs no GET that 404s.
+        """
         kind = child["kind"]
         name = child["metadata"]["name"]
         live = self.state.cache_for(kind).get((owner.namespace, name))
-        if live is None:
-            live = await self.api.get(kubeapi.KINDS_BY_NAME[kind], owner.namespace, name)
         if live is not None and controller_uid(live) != owner.uid:
-            raise Stalled(
-                "ChildNameConflict",
-                f"{kind} {name!r} already exists and is not controlled by this ModelDeployment; "
-                "rename the ModelDeployment or remove that object "
-                "(modeldeploy never takes over objects it did not create)",
-            )
+            raise _name_conflict(kind, name)
         return live
+
+    async def _create_child(self, owner: Owner, child: Obj) -> Obj:
+        """Apply a child the cache does not hold, without taking over a foreign object.
+
+        Not forced: on someone else's object of that name, a field we set that they own with
+        another value is a conflict (409), and our controller reference beside theirs is invalid
+        (422); either way nothing was written. Only then is the object read, to say whose it is.
+        """
+        try:
+            return await self.api.apply(child, force=False)
+        except kubeapi.ApiError as error:
+            if error.status not in (409, 422):
+                raise
+            kind, name = child["kind"], child["metadata"]["name"]
+            found = await self.api.get(kubeapi.KINDS_BY_NAME[kind], owner.namespace, name)
+            if found is not None and controller_uid(found) != owner.uid:
+                raise _name_conflict(kind, name) from None
+            if found is None or error.status == 422:
+                raise
+            return await self.api.apply(child)  # ours, out of the cache (a label removed by hand)
 
     async def _converge_child(
         self, body: Obj, spec: ModelDeploymentSpec, child: Obj, live: Obj | None, outcome: Outcome
@@ -305,17 +349,16 @@ class Reconciler:
         kind, name = child["kind"], child["metadata"]["name"]
         desired_hash = child["metadata"]["annotations"][lbl.APPLIED_HASH]
         label = f"{kind}/{name}"
-        status = body.get("status") or {}
-        converged_before = status.get("observedGeneration") == body["metadata"].get("generation")
         correction = None
         if live is None:
-            if converged_before:
+            if _converged_before(body):
                 correction = f"{label} was deleted"
         elif live["metadata"].get("annotations", {}).get(lbl.APPLIED_HASH) == desired_hash:
             correction = f"{label} was edited"
         if kind == "Deployment" and spec.autoscaling is not None and live is not None:
             await self._hand_replicas_to_hpa(live)
-        applied = await self.api.apply(child)
+        owner = Owner(body["metadata"]["name"], body["metadata"]["namespace"], body["metadata"]["uid"])
+        applied = await self.api.apply(child) if live is not None else await self._create_child(owner, child)
         self.state.cache_for(kind).apply_event("MODIFIED", applied)
         outcome.applied.append(label)
         if correction is not None:  # only a correction that took effect is one
@@ -373,7 +416,7 @@ class Reconciler:
             record.last_child = outcome.corrected[-1].split(" ")[0]
             metrics.CONFIG_DRIFT_CORRECTIONS.labels(namespace=key[0], name=key[1]).inc(len(outcome.corrected))
         changed = [c for c in outcome.applied if not any(c in what for what in outcome.corrected)]
-        if changed:
+        if changed and (body.get("status") or {}).get("observedGeneration") is not None:  # not a routine first creation
             await self._event(body, "Normal", "ChildrenApplied", "applied " + ", ".join(changed))
         if outcome.deleted:
             await self._event(body, "Normal", "ChildrenDeleted", "deleted " + ", ".join(outcome.deleted))
@@ -430,12 +473,31 @@ class Reconciler:
         comparable = status_compute.without_volatile(new)
         if comparable == status_compute.without_volatile(old) or comparable == self.state.last_written_status.get(key):
             return
+        since = time.monotonic() - self._status_written_at.get(key, -COALESCE_SECONDS)
+        if since < COALESCE_SECONDS and status_compute.can_be_folded(old, new):
+            raise Coalesced(COALESCE_SECONDS - since)
         self._spend(key)
         written = await self.api.patch_status(kubeapi.MODEL_DEPLOYMENT, key[0], key[1], new)
+        self._status_written_at[key] = time.monotonic()
         self.state.models.apply_event("MODIFIED", written)
         self.state.last_written_status[key] = comparable
-        for type_, reason, message in transition_events(old, new):
+        created = metadata.get("generation") == 1
+        for type_, reason, message in transition_events(old, new, created=created):
             await self._event(body, type_, reason, message)
+
+
+def _converged_before(body: Obj) -> bool:
+    """Whether the operator had finished this generation: children changing now are news."""
+    return bool((body.get("status") or {}).get("observedGeneration") == body["metadata"].get("generation"))
+
+
+def _name_conflict(kind: str, name: str) -> Stalled:
+    return Stalled(
+        "ChildNameConflict",
+        f"{kind} {name!r} already exists and is not controlled by this ModelDeployment; "
+        "rename the ModelDeployment or remove that object "
+        "(modeldeploy never takes over objects it did not create)",
+    )
 
 
 def _we_own_replicas(live: Obj) -> bool:

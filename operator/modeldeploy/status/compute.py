@@ -395,3 +395,20 @@ def without_volatile(status: Mapping[str, Any]) -> dict[str, Any]:
         return value
 
     return strip(status)  # type: ignore[no-any-return]
+
+
+def can_be_folded(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether `new` may wait a moment, to be folded into the next status write.
+
+    What tools wait on must not wait: a newly observed generation, and Ready or Stalled turning.
+    The rest is the way there (a rollout's counts, which step it is at, replica detail); written
+    as each pod moved it cost a write per pod, when a user and kstatus see the same end state.
+    """
+    if not old or old.get("observedGeneration") != new.get("observedGeneration"):
+        return False
+
+    def turning(status: Mapping[str, Any]) -> tuple[Any, Any]:
+        conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+        return conditions.get(READY), conditions.get(STALLED)
+
+    return turning(old) == turning(new)

@@ -15,7 +15,12 @@ def _state(status: Mapping[str, Any], type_: str) -> tuple[str | None, str, str]
     return condition.get("status"), str(condition.get("reason", "")), str(condition.get("message", ""))
 
 
-def transition_events(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[EventSpec]:
+def transition_events(old: Mapping[str, Any], new: Mapping[str, Any], *, created: bool = False) -> list[EventSpec]:
+    """Events for what changed between two statuses.
+
+    `created`: the object is at its first generation, so Ready after a rollout is just its
+    creation finishing: routine, and at a thousand models a thousand Events nobody reads.
+    """
     events: list[EventSpec] = []
     before, _, _ = _state(old, "ModelHealthy")
     after, _, message = _state(new, "ModelHealthy")
@@ -36,8 +41,9 @@ def transition_events(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Ev
     if after == "True" and (before != "True" or before_reason != after_reason):
         events.append(("Warning", after_reason or "Stalled", message))
 
-    before, _, _ = _state(old, "Ready")
+    before, before_reason, _ = _state(old, "Ready")
     after, _, message = _state(new, "Ready")
-    if after == "True" and before != "True":
+    first_rollout = created and before_reason in ("", "RollingOut")
+    if after == "True" and before != "True" and not first_rollout:
         events.append(("Normal", "Ready", message))
     return events
