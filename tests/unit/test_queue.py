@@ -379,3 +379,26 @@ async def test_stuck_for_counts_only_while_work_waits() -> None:
     assert queue.stuck_for(500.0) == 400.0  # held by a worker that never finishes
     queue.done(key)
     assert queue.stuck_for(500.0) == 0.0
+
+
+async def test_urgent_keys_are_taken_before_waiting_ones_and_promote_a_waiting_key() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    for key in ("new-1", "new-2", "new-3"):
+        queue.add(key)
+    queue.add("finishing", urgent=True)
+    queue.add("new-3", urgent=True)  # its Deployment became available while it waited
+    queue.add("new-3")  # and a resync does not demote it
+    taken = [await queue.get() for _ in range(4)]
+    assert taken == ["finishing", "new-3", "new-1", "new-2"]
+    assert queue.depth == 0
+
+
+async def test_an_urgent_add_during_processing_requeues_it_urgently() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    queue.add("a")
+    assert await queue.get() == "a"
+    queue.add("b")
+    queue.add("a", urgent=True)  # while "a" is processed
+    queue.done("a")
+    assert await queue.get() == "a"
+    assert await queue.get() == "b"

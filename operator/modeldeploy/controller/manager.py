@@ -45,7 +45,7 @@ class Controller:
         self.state = ControllerState()
         self.queue: WorkQueue[Key] = WorkQueue()
         self.prober = Prober(concurrency=settings.max_inflight_probes)
-        self.probes = ProbeManager(self.state, self.prober, on_result=self.queue.add)
+        self.probes = ProbeManager(self.state, self.prober, on_result=lambda key: self.queue.add(key, urgent=True))
         self.reconciler = Reconciler(
             api, self.state, verify_pull_secrets=settings.verify_pull_secrets, probes=self.probes
         )
@@ -94,7 +94,7 @@ class Controller:
     def on_child_event(self, event_type: str, obj: Obj, previous: Obj | None) -> None:
         owner = owner_name(obj, "ModelDeployment")
         if owner is not None:
-            self.queue.add((key_of(obj)[0], owner))
+            self.queue.add((key_of(obj)[0], owner), urgent=True)
 
     def on_pod_event(self, event_type: str, obj: Obj, previous: Obj | None) -> None:
         namespace, _ = key_of(obj)

@@ -4,6 +4,11 @@ Semantics follow client-go's workqueue, which is what makes a controller level-t
 a key is queued at most once however many events arrive; a key is never processed by two
 workers at once; a key added while it is being processed is processed again afterwards;
 failures are retried with exponential backoff per key.
+
+Two lanes: `urgent` keys (an object's children or probe verdict changed: work that finishes
+an object) are taken before the others (a new or changed spec, a resync). At a thousand new
+objects, finishing the ones under way before starting more is what keeps each object's
+time to Ready near its own work, not behind everyone's first reconcile.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -22,10 +28,12 @@ MAX_EXPONENT = 30  # 2**30 times any base delay is far past any cap; beyond it f
 
 class WorkQueue(Generic[K]):
     def __init__(self, *, base_delay: float = 0.5, max_delay: float = 120.0) -> None:
-        self._queue: asyncio.Queue[K] = asyncio.Queue()
+        self._lanes: tuple[deque[K], deque[K]] = (deque(), deque())  # urgent, normal
+        self._available = asyncio.Semaphore(0)  # one token per queued key
         self._queued: set[K] = set()
         self._processing: set[K] = set()
         self._dirty: set[K] = set()
+        self._dirty_urgent: set[K] = set()
         self._failures: dict[K, int] = {}
         self._timers: dict[K, asyncio.TimerHandle] = {}
         self._base_delay = base_delay
@@ -43,14 +51,20 @@ class WorkQueue(Generic[K]):
     def in_flight(self) -> int:
         return len(self._processing)
 
-    def add(self, key: K) -> None:
+    def add(self, key: K, *, urgent: bool = False) -> None:
         if key in self._processing:
             self._dirty.add(key)
+            if urgent:
+                self._dirty_urgent.add(key)
             return
         if key in self._queued:
+            if urgent and key in self._lanes[1]:  # promoted: it waited in the normal lane
+                self._lanes[1].remove(key)
+                self._lanes[0].append(key)
             return
         self._queued.add(key)
-        self._queue.put_nowait(key)
+        self._lanes[0 if urgent else 1].append(key)
+        self._available.release()
 
     def add_after(self, key: K, delay: float) -> None:
         existing = self._timers.pop(key, None)
@@ -79,7 +93,9 @@ class WorkQueue(Generic[K]):
             timer.cancel()
 
     async def get(self) -> K:
-        key = await self._queue.get()
+        await self._available.acquire()
+        urgent, normal = self._lanes
+        key = urgent.popleft() if urgent else normal.popleft()
         self._queued.discard(key)
         self._processing.add(key)
         return key
@@ -88,7 +104,9 @@ class WorkQueue(Generic[K]):
         self._processing.discard(key)
         if key in self._dirty:
             self._dirty.discard(key)
-            self.add(key)
+            urgent = key in self._dirty_urgent
+            self._dirty_urgent.discard(key)
+            self.add(key, urgent=urgent)
 
     def failures(self, key: K) -> int:
         return self._failures.get(key, 0)
