@@ -178,3 +178,16 @@ async def test_backoff_starts_over_once_the_apiserver_answers(monkeypatch: pytes
     informer = await run_until_idle(api, ObjectCache(), [])
     assert slept == [1.0, 2.0, 4.0, 1.0, 2.0]
     await informer.stop()
+
+
+def test_stored_objects_keep_only_the_operators_own_managed_fields() -> None:
+    """What is cached is what the operator reads: its own apply's entry, not everyone's."""
+    ours = {"manager": "modeldeploy", "operation": "Apply", "fieldsV1": {"f:spec": {"f:replicas": {}}}}
+    theirs = {"manager": "kube-controller-manager", "operation": "Update", "fieldsV1": {"f:status": {}}}
+    deployment = {"metadata": {"name": "d", "managedFields": [theirs, ours]}}
+    pod = {"metadata": {"name": "p", "managedFields": [theirs]}}
+    cache = ObjectCache()
+    cache.apply_event("ADDED", deployment)
+    cache.apply_event("ADDED", pod)
+    assert deployment["metadata"]["managedFields"] == [ours]
+    assert "managedFields" not in pod["metadata"]

@@ -16,6 +16,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from modeldeploy.kubeapi import FIELD_MANAGER
+
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
 
@@ -79,6 +81,7 @@ class ObjectCache:
             old, new = _revision(held), _revision(obj)
             if old is not None and new is not None and new < old:
                 return False
+        slim(obj)
         self._unindex(key)
         self._objects[key] = obj
         self._touched[key] = next(self._clock)
@@ -134,3 +137,23 @@ def owner_name(obj: Obj, kind: str) -> str | None:
         if ref.get("controller") and ref.get("kind") == kind:
             return str(ref.get("name"))
     return None
+
+
+def slim(obj: Obj, field_manager: str = FIELD_MANAGER) -> None:
+    """Drop what the operator never reads before the object is stored (client-go's transform).
+
+    `managedFields` are a third to half of a Deployment or pod as the apiserver sends it; the
+    only entry the operator reads is its own apply's (who owns `spec.replicas`).
+    """
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict) or "managedFields" not in metadata:
+        return
+    ours = [
+        entry
+        for entry in metadata.get("managedFields") or []
+        if entry.get("manager") == field_manager and entry.get("operation") == "Apply"
+    ]
+    if ours:
+        metadata["managedFields"] = ours
+    else:
+        del metadata["managedFields"]
