@@ -18,6 +18,7 @@ from modeldeploy.status.compute import (
     ReplicaReport,
     can_be_folded,
     compute_status,
+    for_current_pods,
     health_status,
     rollout_of,
     stuck_rollout,
@@ -706,3 +707,36 @@ def test_only_the_way_to_a_state_can_wait_to_be_folded_into_the_next_write(
     old: dict[str, Any], new: dict[str, Any], progress: bool
 ) -> None:
     assert can_be_folded(old, new) is progress
+
+
+def pod(name: str, *, deleting: bool = False, phase: str = "Running") -> Obj:
+    metadata: Obj = {"name": name}
+    if deleting:
+        metadata["deletionTimestamp"] = NOW
+    return {"metadata": metadata, "status": {"phase": phase, "podIP": "127.0.60.9"}}
+
+
+def test_replicas_of_departed_pods_no_longer_count_and_new_ones_are_pending() -> None:
+    report = health(replica("old-a"), replica("old-b"), replica("new-a"), unprobed=(("old-c", "not Running"),))
+    current = for_current_pods(
+        report, [pod("old-a", deleting=True), pod("new-a"), pod("new-b"), pod("new-c", phase="Pending")]
+    )
+    assert [r.pod for r in current.replicas] == ["new-a"]
+    assert current.unprobed == ()
+    assert current.pending == ("new-b",)
+    assert for_current_pods(healthy_pair(), [pod("iris-a"), pod("iris-b")]) == healthy_pair()
+
+
+def test_the_end_of_a_version_bump_is_not_version_drift() -> None:
+    """Issue: `Warning VersionDrift expected 2.0.0, but <old pod> serves 1.0.0` on every bump.
+
+    The Deployment says the rollout is complete; the last probe round still holds the outgoing
+    pods, serving the old version, now being deleted; the new pods were not probed yet.
+    """
+    last_round = health(replica("old-a", served="1.0.0"), replica("old-b", served="1.0.0"))
+    now = [pod("old-a", deleting=True), pod("old-b", deleting=True), pod("new-a"), pod("new-b")]
+    status = compute_status(observation(expected_version="2.0.0", health=for_current_pods(last_round, now)), now=NOW)
+    assert triple(status, "Drifted")[0] != "True"
+    assert triple(status, "Ready") != ("True", "Ready")  # not Ready either until the new pods are probed
+    unfiltered = compute_status(observation(expected_version="2.0.0", health=last_round), now=NOW)
+    assert triple(unfiltered, "Drifted") == ("True", "VersionDrift")  # what the operator reported before

@@ -8,7 +8,6 @@ differs, which is what makes an idle cluster and a periodic resync cost zero wri
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -449,20 +448,11 @@ class Reconciler:
         )
 
     def _current_health(self, key: Key, child: str) -> status_compute.HealthReport | None:
-        """The last round's report, with Running pods it has not seen marked as pending."""
+        """The last round's report, as it stands for the pods there are now."""
         report = self.state.health.get(key)
         if report is None:
             return None
-        seen = {r.pod for r in report.replicas} | {pod for pod, _ in report.unprobed}
-        pending = [
-            str(pod["metadata"]["name"])
-            for pod in self.state.pods.by_label(key[0], child)
-            if pod.get("status", {}).get("podIP")
-            and pod.get("status", {}).get("phase") == "Running"
-            and not pod["metadata"].get("deletionTimestamp")
-            and pod["metadata"]["name"] not in seen
-        ]
-        return dataclasses.replace(report, pending=tuple(pending)) if pending else report
+        return status_compute.for_current_pods(report, self.state.pods.by_label(key[0], child))
 
     async def _write_status(self, body: Obj, outcome: Outcome) -> None:
         metadata = body["metadata"]

@@ -11,7 +11,7 @@ Argo CD read live in one place:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -412,3 +412,31 @@ def can_be_folded(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
         return conditions.get(READY), conditions.get(STALLED)
 
     return turning(old) == turning(new)
+
+
+def for_current_pods(report: HealthReport, pods: Iterable[Mapping[str, Any]]) -> HealthReport:
+    """The last probe round, restated for the pods there are now.
+
+    A replica whose pod is gone or being deleted no longer counts: at the end of a rollout the
+    round before still held the outgoing pods serving the old version, and reading it then
+    reported version drift (a Warning) for a second on every version bump. Running pods the
+    round has not seen yet are marked pending, so they are not judged before they are probed.
+    """
+    staying: dict[str, Mapping[str, Any]] = {}
+    for pod in pods:
+        metadata = pod.get("metadata") or {}
+        if not metadata.get("deletionTimestamp"):
+            staying[str(metadata.get("name"))] = pod
+    replicas = tuple(r for r in report.replicas if r.pod in staying)
+    unprobed = tuple((pod, why) for pod, why in report.unprobed if pod in staying)
+    seen = {r.pod for r in report.replicas} | {pod for pod, _ in report.unprobed}
+    pending = tuple(
+        name
+        for name, pod in staying.items()
+        if (pod.get("status") or {}).get("podIP")
+        and (pod.get("status") or {}).get("phase") == "Running"
+        and name not in seen
+    )
+    if replicas == tuple(report.replicas) and unprobed == tuple(report.unprobed) and not pending:
+        return report
+    return replace(report, replicas=replicas, unprobed=unprobed, pending=pending)
