@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import urllib.request
 from typing import Any
 
 import pytest
+from kubernetes import client, config, watch
 from prometheus_client.parser import text_string_to_metric_families
 
+from modeldeploy.sandbox.cluster import Sandbox
 from modeldeploy.sandbox.traffic import iris_rows, send_rows
 from tests.conftest import Kubectl, OperatorProcess, condition, get_json, petal_length_drift, wait_for
 
@@ -173,3 +176,54 @@ def test_a_hanging_replica_costs_the_round_at_most_its_timeout(kubectl: Kubectl,
     health = get_json(kubectl, "md", "iris")["status"]["health"]  # type: ignore[index]
     assert health["healthyReplicas"] == 20  # type: ignore[index]
     assert health["replicas"][0]["pod"] == hanging, "unhealthy replicas are listed first"  # type: ignore[index]
+
+
+def test_version_bumps_in_a_row_are_progress_not_drift(sandbox: Sandbox, kubectl: Kubectl, namespace: str) -> None:
+    """Each bump once posted `Warning VersionDrift ... <old pod> serves 1.0.0`, then DriftCleared."""
+    create_ready(kubectl, manifest(replicas=2))
+    seen: list[tuple[int, str | None, str | None]] = []  # (generation, Drifted, its reason)
+    custom = client.CustomObjectsApi(config.new_client_from_config(config_file=str(sandbox.kubeconfig)))
+    watcher = watch.Watch()
+
+    def follow() -> None:
+        for event in watcher.stream(
+            custom.list_namespaced_custom_object,
+            "modeldeploy.io",
+            "v1alpha1",
+            namespace,
+            "modeldeployments",
+            timeout_seconds=120,
+        ):
+            obj = event["object"]
+            drifted = condition(obj, "Drifted")
+            seen.append((obj["metadata"]["generation"], drifted.get("status"), drifted.get("reason")))
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    time.sleep(0.5)
+    for version in ("2.0.0", "3.0.0", "4.0.0"):
+        kubectl("apply", "-f", "-", input=json.dumps(manifest(replicas=2, model={"name": "iris", "version": version})))
+
+        def rolled_out(version: str = version) -> bool:
+            md = get_json(kubectl, "md", "iris")
+            served = {r.get("servedVersion") for r in md["status"].get("health", {}).get("replicas", [])}  # type: ignore[union-attr]
+            return (
+                condition(md, "Ready").get("status") == "True"
+                and served == {version}
+                and (
+                    md["status"]["observedGeneration"] == md["metadata"]["generation"]  # type: ignore[index]
+                )
+            )
+
+        wait_for(rolled_out, timeout=60, what=f"version {version} rolled out and Ready")
+    watcher.stop()
+    thread.join(timeout=10)
+    warnings = [
+        e
+        for e in get_json(kubectl, "events")["items"]  # type: ignore[union-attr]
+        if e["type"] == "Warning" and e["involvedObject"]["kind"] == "ModelDeployment"
+    ]
+    print(f"three version bumps: {len(seen)} states watched, Drifted seen {sorted({s[1:] for s in seen}, key=str)}")
+    assert len({generation for generation, _, _ in seen}) >= 3, seen
+    assert not [s for s in seen if s[1] == "True"], [s for s in seen if s[1] == "True"]
+    assert not warnings, [(e["reason"], e["message"]) for e in warnings]
