@@ -45,8 +45,11 @@ def test_quantity_parses_exa_suffixes(text: str, value: Decimal) -> None:
     assert quantity(text) == value
 
 
-@pytest.mark.parametrize("text", ["", "abc", "1.2.3", "1Xi", "1 Gi", "Gi", "1.0.0-rc1", "v1", "25%"])
+@pytest.mark.parametrize("text", ["", "abc", "1.2.3", "1Xi", "1 Gi", "Gi", "1.0.0-rc1", "v1", "25%", "12e", "1e2m"])
 def test_quantity_rejects_non_quantities(text: str) -> None:
+    """`1e2m` is why this is not `kubernetes.utils.parse_quantity`: that returns 0.1 for it, the
+    apiserver refuses it ("quantities must match the regular expression ..."); and the pure
+    modules import no `kubernetes` (533 ms of imports, measured with -X importtime)."""
     assert quantity(text) is None
 
 
