@@ -60,17 +60,18 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def address(i: int) -> str:
-    # 127.10.0.1 ... : 250 replicas per /24, never .0 or .255.
-    return f"127.{10 + i // 62500}.{(i // 250) % 250}.{i % 250 + 1}"
+def address(i: int, net: int = 10, first: int = 0) -> str:
+    # 127.<net>.<first>.1 ... : 250 replicas per /24, never .0 or .255.
+    block = first + i // 250
+    return f"127.{net + block // 250}.{block % 250}.{i % 250 + 1}"
 
 
-def serve(n: int, conn: Connection) -> None:
+def serve(n: int, conn: Connection, net: int = 10, first: int = 0) -> None:
     """Child process: run the farm until the parent says stop (or goes away)."""
 
     async def main() -> None:
         async with MultiReplicaServer() as farm:
-            ports = [await farm.add(address(i), 0, ReplicaConfig(MODEL, VERSION)) for i in range(n)]
+            ports = [await farm.add(address(i, net, first), 0, ReplicaConfig(MODEL, VERSION)) for i in range(n)]
             conn.send(ports)
             loop = asyncio.get_running_loop()
             stop = asyncio.Event()
@@ -183,6 +184,43 @@ async def measure(
     return result
 
 
+def run(
+    replicas: int,
+    concurrency: int,
+    cycles: int,
+    request_timeout: float,
+    modes: list[str],
+    net: int = 10,
+    first: int = 0,
+) -> dict[str, object]:
+    """Serve `replicas` replicas at 127.<net>.<first>.1 onwards in a child process and time the modes."""
+    raise_nofile_limit()
+    parent, child = mp.Pipe()
+    server = mp.get_context("spawn").Process(target=serve, args=(replicas, child, net, first), daemon=True)
+    server.start()
+    try:
+        if not parent.poll(600):
+            raise RuntimeError("replica farm did not start in time")
+        ports: list[int] = parent.recv()
+        targets = [
+            ProbeTarget(
+                pod=f"replica-{i}",
+                ip=address(i, net, first),
+                port=port,
+                model_name=MODEL,
+                expected_version=VERSION,
+                metrics_port=port,
+            )
+            for i, port in enumerate(ports)
+        ]
+        return asyncio.run(measure(targets, concurrency, cycles, request_timeout, modes))
+    finally:
+        parent.send("stop")
+        server.join(timeout=30)
+        if server.is_alive():
+            server.terminate()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--replicas", type=int, default=200)
@@ -197,34 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.replicas <= 20000:
         parser.error("--replicas must be 1-20000")
-    raise_nofile_limit()
-
-    parent, child = mp.Pipe()
-    server = mp.get_context("spawn").Process(target=serve, args=(args.replicas, child), daemon=True)
-    server.start()
-    try:
-        if not parent.poll(600):
-            print("replica farm did not start in time", file=sys.stderr)
-            return 1
-        ports: list[int] = parent.recv()
-        targets = [
-            ProbeTarget(
-                pod=f"replica-{i}",
-                ip=address(i),
-                port=port,
-                model_name=MODEL,
-                expected_version=VERSION,
-                metrics_port=port,
-            )
-            for i, port in enumerate(ports)
-        ]
-        modes = [m.strip() for m in args.bare.split(",") if m.strip()]
-        result = asyncio.run(measure(targets, args.concurrency, args.cycles, args.timeout, modes))
-    finally:
-        parent.send("stop")
-        server.join(timeout=30)
-        if server.is_alive():
-            server.terminate()
+    modes = [m.strip() for m in args.bare.split(",") if m.strip()]
+    result = run(args.replicas, args.concurrency, args.cycles, args.timeout, modes)
     print(json.dumps(result, indent=2))
     return 0
 

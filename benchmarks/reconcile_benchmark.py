@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import threading
@@ -31,21 +30,10 @@ from prometheus_client.parser import text_string_to_metric_families
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _common import deployment_available, md_ready, model_deployment, percentile, rss_mib, summary  # noqa: E402
 from tests.conftest import start_operator, stop_operator  # noqa: E402
 
 from modeldeploy.sandbox.cluster import Sandbox  # noqa: E402
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def summary(values: list[float]) -> str:
-    return (
-        f"p50 {percentile(values, 0.5):6.2f}s  p95 {percentile(values, 0.95):6.2f}s  "
-        f"max {max(values):6.2f}s  mean {statistics.mean(values):6.2f}s"
-    )
 
 
 def follow(
@@ -67,23 +55,6 @@ def follow(
     return thread
 
 
-def deployment_available(obj: dict[str, Any]) -> bool:
-    status = obj.get("status") or {}
-    return (
-        bool(status.get("availableReplicas")) and status.get("observedGeneration", 0) >= obj["metadata"]["generation"]
-    )
-
-
-def md_ready(obj: dict[str, Any]) -> bool:
-    status = obj.get("status") or {}
-    ready = [c for c in status.get("conditions", []) if c["type"] == "Ready"]
-    return (
-        bool(ready)
-        and ready[0]["status"] == "True"
-        and status.get("observedGeneration") == obj["metadata"]["generation"]
-    )
-
-
 def writes(sandbox: Sandbox) -> float:
     text = sandbox.kubectl("get", "--raw", "/metrics").stdout
     total = 0.0
@@ -98,13 +69,6 @@ def writes(sandbox: Sandbox) -> float:
                 ):
                     total += s.value
     return total
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> int:
@@ -163,17 +127,7 @@ def main() -> int:
         created_md: dict[str, float] = {}
         for i in range(args.count):
             name = f"m{i}"
-            body = {
-                "apiVersion": "modeldeploy.io/v1alpha1",
-                "kind": "ModelDeployment",
-                "metadata": {"name": name},
-                "spec": {
-                    "model": {"name": "iris", "version": "1.0.0"},
-                    "runtime": {"image": "ghcr.io/modeldeploy/modeldeploy:0.1.0"},
-                    "replicas": 1,
-                    "probing": {"intervalSeconds": 30},
-                },
-            }
+            body = model_deployment(name)
             created_md[name] = time.monotonic()
             custom.create_namespaced_custom_object("modeldeploy.io", "v1alpha1", ns_md, "modeldeployments", body)
         thread.join(timeout=600)

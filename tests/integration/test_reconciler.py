@@ -213,6 +213,24 @@ def test_delete_removes_every_child_through_the_garbage_collector(kubectl: Kubec
     )
 
 
+def test_kubectl_scale_while_autoscaling_is_said_to_be_ignored(kubectl: Kubectl) -> None:
+    """It was accepted, the generation observed, and nothing said why nothing happened."""
+    hpa = {"minReplicas": 2, "maxReplicas": 4, "targetCPUUtilizationPercentage": 70}
+    apply(kubectl, manifest(replicas=1, autoscaling=hpa))
+    wait_for(lambda: ready(kubectl), timeout=60, what="Ready")
+    assert not events(kubectl, "ScaleIgnored")
+    kubectl("scale", "md/iris", "--replicas=5")
+    wait_for(lambda: ready(kubectl), timeout=30, what="the scaled generation observed")
+    message = condition(get_json(kubectl, "md", "iris"), "Ready")["message"]
+    assert "spec.replicas=5 is ignored: autoscaling owns the replica count" in message
+    wait_for(lambda: events(kubectl, "ScaleIgnored"), timeout=10, what="a ScaleIgnored Event")
+    time.sleep(2 * RESYNC_SECONDS)  # resyncs do not say it again
+    said = events(kubectl, "ScaleIgnored")
+    assert [(e["type"], e.get("count", 1)) for e in said] == [("Warning", 1)], said
+    assert "autoscaling.minReplicas/maxReplicas" in said[0]["message"]
+    assert get_json(kubectl, "deployment", "iris")["spec"]["replicas"] != 5  # type: ignore[index]
+
+
 def test_autoscaling_toggle_creates_and_deletes_the_hpa_without_flapping(kubectl: Kubectl) -> None:
     apply(kubectl, manifest(replicas=2))
     wait_for(lambda: ready(kubectl), timeout=60, what="Ready")

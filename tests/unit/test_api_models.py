@@ -63,7 +63,9 @@ def test_both_examples_exist() -> None:
 def test_full_example_uses_every_section() -> None:
     spec = _load(ROOT / "examples" / "full.yaml")["spec"]
     top_level = {field.alias or name for name, field in ModelDeploymentSpec.model_fields.items()}
-    assert top_level - set(spec) == {"imagePullSecrets"}  # shown commented out: the secret would not exist
+    # imagePullSecrets is shown commented out (the secret would not exist); replicas is left out
+    # because autoscaling owns the count (a set spec.replicas would be reported as ignored)
+    assert top_level - set(spec) == {"imagePullSecrets", "replicas"}
     baseline = spec["drift"]["metrics"][0]["baseline"]
     assert baseline["bounds"] == [1, 2, 3, 4, 5, 6, 7]
     assert sum(baseline["proportions"]) == pytest.approx(1.0)

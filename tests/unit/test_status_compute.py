@@ -740,3 +740,13 @@ def test_the_end_of_a_version_bump_is_not_version_drift() -> None:
     assert triple(status, "Ready") != ("True", "Ready")  # not Ready either until the new pods are probed
     unfiltered = compute_status(observation(expected_version="2.0.0", health=last_round), now=NOW)
     assert triple(unfiltered, "Drifted") == ("True", "VersionDrift")  # what the operator reported before
+
+
+def test_a_replica_count_the_hpa_will_not_follow_is_said_on_ready() -> None:
+    status = compute_status(observation(desired_replicas=None, ignored_replicas=5), now=NOW)
+    ready = conditions(status)["Ready"]
+    assert ready["status"] == "True"
+    assert "spec.replicas=5 is ignored: autoscaling owns the replica count" in ready["message"]
+    assert "autoscaling.minReplicas/maxReplicas" in ready["message"]
+    plain = conditions(compute_status(observation(desired_replicas=None), now=NOW))["Ready"]
+    assert "ignored" not in plain["message"]

@@ -405,6 +405,10 @@ class Reconciler:
             log.info("could not post event %s on %s: %s", reason, body["metadata"].get("name"), error)
 
     async def _announce(self, body: Obj, outcome: Outcome) -> None:
+        spec = _spec_or_none(body)
+        ignored = _ignored_replicas(spec)
+        if ignored is not None and not _converged_before(body):  # said once for each new generation
+            await self._event(body, "Warning", "ScaleIgnored", status_compute.ignored_replicas_message(ignored))
         for what in outcome.corrected:
             await self._event(body, "Warning", "ConfigDriftCorrected", f"{what} by hand; restored the declared state")
         if outcome.corrected:
@@ -436,6 +440,7 @@ class Reconciler:
             generation=int(metadata.get("generation", 0)),
             expected_version=str(spec_dict.get("model", {}).get("version", "")),
             desired_replicas=None if spec is None or spec.autoscaling is not None else spec.replicas,
+            ignored_replicas=_ignored_replicas(spec),
             probing_enabled=spec is not None and spec.probing.enabled,
             problem=problem,
             deployment=self.state.deployments.get((owner.namespace, name)),
@@ -474,6 +479,24 @@ class Reconciler:
         created = metadata.get("generation") == 1
         for type_, reason, message in transition_events(old, new, created=created):
             await self._event(body, type_, reason, message)
+
+
+def _spec_or_none(body: Obj) -> ModelDeploymentSpec | None:
+    try:
+        return ModelDeploymentSpec.model_validate(body.get("spec", {}))
+    except ValidationError:
+        return None
+
+
+def _ignored_replicas(spec: ModelDeploymentSpec | None) -> int | None:
+    """spec.replicas when autoscaling overrides it and someone set it (1 is the schema's default).
+
+    `kubectl scale md/x` is accepted (the scale subresource writes spec.replicas), so a count the
+    HPA will not follow must be said, or the command looks broken.
+    """
+    if spec is None or spec.autoscaling is None or spec.replicas == 1:
+        return None
+    return spec.replicas
 
 
 def _converged_before(body: Obj) -> bool:

@@ -86,6 +86,14 @@ class Observation:
     data_drift: DataDriftReport | None = None
     config_drift: Mapping[str, Any] | None = None
     previous_status: Mapping[str, Any] = field(default_factory=dict)
+    ignored_replicas: int | None = None  # spec.replicas set (kubectl scale) while an HPA owns the count
+
+
+def ignored_replicas_message(replicas: int) -> str:
+    return (
+        f"spec.replicas={replicas} is ignored: autoscaling owns the replica count; "
+        "change autoscaling.minReplicas/maxReplicas"
+    )
 
 
 @dataclass(frozen=True)
@@ -275,6 +283,8 @@ def compute_status(obs: Observation, *, now: str) -> dict[str, Any]:
         )
 
     ready = _ready(obs, rollout, healthy, version_drift, stalled, reconciling)
+    if obs.ignored_replicas is not None:
+        ready = replace(ready, message=f"{ready.message}; {ignored_replicas_message(obs.ignored_replicas)}")
     previous = obs.previous_status.get("conditions")
     status: dict[str, Any] = {
         "observedGeneration": obs.generation,
