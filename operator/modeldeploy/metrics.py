@@ -16,6 +16,11 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 RECONCILES = Counter(
     "modeldeploy_reconciles", "Reconciles of ModelDeployments, by result.", ["result"], registry=REGISTRY
 )
+LEADER = Gauge(
+    "modeldeploy_leader",
+    "1 while this replica holds the leader Lease (or runs without leader election), else 0.",
+    registry=REGISTRY,
+)
 API_REQUESTS = Counter(
     "modeldeploy_api_requests",
     "Requests the operator sent to the Kubernetes API, by verb, resource and response code.",

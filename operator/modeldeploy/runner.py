@@ -70,7 +70,14 @@ async def serve(settings: OperatorSettings, *, stop_flag: asyncio.Event | None =
         background.append(asyncio.create_task(elector.run(controller.start), name="modeldeploy-leader"))
         background.append(asyncio.create_task(stop_when_lost(), name="modeldeploy-leader-watch"))
 
-    handlers.register(registry, controller, campaign if elector is not None else None)
+    if elector is None:
+        metrics.LEADER.set(1)
+    handlers.register(
+        registry,
+        controller,
+        campaign if elector is not None else None,
+        elector.release if elector is not None else None,
+    )
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:

@@ -1,10 +1,14 @@
 """Leader election on a coordination.k8s.io/v1 Lease, so several operator replicas can run.
 
 Every replica watches and keeps its caches warm; only the Lease holder reconciles and probes.
-The holder renews the Lease every `renew_seconds`; a standby takes it over once it has not been
-renewed for `lease_seconds`. Updates carry the resourceVersion they read, so two standbys racing
-for an expired Lease cannot both win. A holder that cannot renew in time gives up: it stops
-reconciling, and the process exits so it restarts as a clean standby (what client-go does).
+The holder renews the Lease every `renew_seconds`; a standby takes it over once it has not seen
+the Lease change for `lease_seconds`, timed on its own monotonic clock from when it saw the
+record change (client-go's observedTime): the holder's `renewTime` is written by another machine's
+clock, and comparing it with ours let a 30 s skew make two leaders. Updates carry the
+resourceVersion they read, so two standbys racing for an expired Lease cannot both win. A holder
+that cannot renew in time gives up: it stops reconciling, and the process exits so it restarts
+as a clean standby. On a graceful stop the holder releases the Lease (no holder), so a rolling
+upgrade hands over within a renewal period instead of `lease_seconds`.
 """
 
 from __future__ import annotations
@@ -14,10 +18,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from modeldeploy import kubeapi
+from modeldeploy import kubeapi, metrics
 
 log = logging.getLogger("modeldeploy.leader")
 MICROTIME = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -31,17 +35,6 @@ def _format(moment: datetime) -> str:
     return moment.strftime(MICROTIME)
 
 
-def _parse(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    for pattern in (MICROTIME, "%Y-%m-%dT%H:%M:%SZ"):
-        try:
-            return datetime.strptime(text, pattern).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-    return None
-
-
 @dataclass(frozen=True)
 class LeaseSettings:
     namespace: str
@@ -51,11 +44,37 @@ class LeaseSettings:
     renew_seconds: float = 5.0
 
 
-def expired(spec: dict[str, Any], now: datetime) -> bool:
-    """Whether a Lease's holder has missed its renewal deadline (pure)."""
-    renewed = _parse(spec.get("renewTime")) or _parse(spec.get("acquireTime"))
+@dataclass(frozen=True)
+class Observed:
+    """A Lease record as this candidate last saw it, and when (its monotonic clock) it changed."""
+
+    record: tuple[Any, ...]
+    at: float
+
+
+def _record(spec: dict[str, Any]) -> tuple[Any, ...]:
+    keys = ("holderIdentity", "renewTime", "acquireTime", "leaseTransitions", "leaseDurationSeconds")
+    return tuple(spec.get(key) for key in keys)
+
+
+def observe(previous: Observed | None, spec: dict[str, Any], now: float) -> Observed:
+    """Start timing afresh whenever the record changed since it was last seen (pure)."""
+    record = _record(spec)
+    if previous is not None and previous.record == record:
+        return previous
+    return Observed(record, now)
+
+
+def expired(spec: dict[str, Any], observed: Observed, now: float) -> bool:
+    """Whether the holder has let the Lease go: released, or unchanged for its whole duration (pure).
+
+    `now` and `observed.at` are this process's monotonic clock; no time written by another
+    machine is compared with it.
+    """
+    if not spec.get("holderIdentity"):
+        return True
     duration = float(spec.get("leaseDurationSeconds") or 0)
-    return renewed is None or now > renewed + timedelta(seconds=duration)
+    return now > observed.at + duration
 
 
 class LeaderElector:
@@ -64,6 +83,8 @@ class LeaderElector:
         self.settings = settings
         self.leading = False
         self.lost = asyncio.Event()
+        self.observed: Observed | None = None
+        self._campaign: asyncio.Task[Any] | None = None
 
     def _lease(self, spec: dict[str, Any], version: str | None = None) -> dict[str, Any]:
         metadata: dict[str, Any] = {"name": self.settings.name, "namespace": self.settings.namespace}
@@ -92,9 +113,10 @@ class LeaderElector:
             return True
         spec = dict(current.get("spec") or {})
         version = current["metadata"]["resourceVersion"]
+        self.observed = observe(self.observed, spec, time.monotonic())
         if spec.get("holderIdentity") == s.identity:
             spec.update(ours)
-        elif expired(spec, now):
+        elif expired(spec, self.observed, time.monotonic()):
             transitions = int(spec.get("leaseTransitions") or 0) + 1
             spec.update(ours, acquireTime=_format(now), leaseTransitions=transitions)
         else:
@@ -107,9 +129,45 @@ class LeaderElector:
             raise
         return True
 
+    async def release(self) -> bool:
+        """Stop campaigning, then give the Lease up, so a standby need not wait for it to expire.
+
+        The campaign stops first: left running, it found the Lease free a moment later and took
+        it back, and the standby then waited out a whole lease duration after all.
+        """
+        campaign, self._campaign = self._campaign, None
+        if campaign is not None and campaign is not asyncio.current_task():
+            campaign.cancel()
+            await asyncio.gather(campaign, return_exceptions=True)
+        if not self.leading:
+            return False
+        s = self.settings
+        self.leading = False
+        metrics.LEADER.set(0)
+        current = await self.api.get(kubeapi.LEASE, s.namespace, s.name)
+        if current is None or (current.get("spec") or {}).get("holderIdentity") != s.identity:
+            return False
+        now = _format(_now())
+        spec = {
+            "leaseDurationSeconds": 1,
+            "leaseTransitions": int((current.get("spec") or {}).get("leaseTransitions") or 0),
+            "acquireTime": now,
+            "renewTime": now,
+        }
+        try:
+            await self.api.replace(
+                kubeapi.LEASE, s.namespace, s.name, self._lease(spec, current["metadata"]["resourceVersion"])
+            )
+        except kubeapi.ApiError as error:
+            log.warning("could not release the lease %s/%s: %s", s.namespace, s.name, error)
+            return False
+        log.info("released the lease %s/%s", s.namespace, s.name)
+        return True
+
     async def run(self, on_elected: Callable[[], Awaitable[None] | None]) -> None:
         """Campaign until elected, then renew; sets `lost` and returns when leadership is lost."""
         s = self.settings
+        self._campaign = asyncio.current_task()
         last_renewal = 0.0
         while True:
             failed = False
@@ -124,6 +182,7 @@ class LeaderElector:
                 last_renewal = now
                 if not self.leading:
                     self.leading = True
+                    metrics.LEADER.set(1)
                     log.info("became the leader (lease %s/%s, identity %s)", s.namespace, s.name, s.identity)
                     started = on_elected()
                     if started is not None:
@@ -131,6 +190,7 @@ class LeaderElector:
             elif self.leading and (not failed or deadline_missed):  # another holder, or renewals failing
                 log.error("lost the lease %s/%s: stopping so a standby can take over", s.namespace, s.name)
                 self.leading = False
+                metrics.LEADER.set(0)
                 self.lost.set()
                 return
             await asyncio.sleep(s.renew_seconds if self.leading else s.renew_seconds / 2)

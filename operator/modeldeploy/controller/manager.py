@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from modeldeploy import kubeapi, metrics
@@ -159,11 +160,16 @@ class Controller:
             return f"no reconcile has finished for {stuck:.0f}s while {self.queue.depth} wait"
         return None
 
-    async def stop(self) -> None:
+    async def stop(self, release: Callable[[], Awaitable[object]] | None = None) -> None:
         tasks = self._tasks + self._watching
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if release is not None:
+            try:
+                await release()
+            except Exception as error:  # a stop must finish; the Lease then simply expires
+                log.warning("could not release leadership: %s", error)
         self.queue.close()
         await self.probes.close()
         await self.prober.aclose()

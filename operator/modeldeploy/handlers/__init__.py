@@ -8,7 +8,7 @@ base and no finalizer on our objects, and a ModelDeployment stays exactly as its
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kopf
@@ -16,12 +16,18 @@ import kopf
 from modeldeploy.controller.manager import Controller
 
 
-def register(registry: kopf.OperatorRegistry, controller: Controller, begin: Callable[[], None] | None = None) -> None:
+def register(
+    registry: kopf.OperatorRegistry,
+    controller: Controller,
+    begin: Callable[[], None] | None = None,
+    release: Callable[[], Awaitable[object]] | None = None,
+) -> None:
     """Attach the handlers to `registry`; the controller is captured, not a module global.
 
     `begin` starts the work once kopf is configured: by default the controller itself, or a
     leader election that starts it when this replica holds the Lease. Watching starts at once
-    either way, so a standby's caches are warm when it takes over.
+    either way, so a standby's caches are warm when it takes over. `release` gives leadership
+    up on a graceful stop, once the work has stopped and before the API client closes.
     """
 
     @kopf.on.startup(registry=registry)
@@ -37,4 +43,4 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, begin: Cal
 
     @kopf.on.cleanup(registry=registry)
     async def shutdown(**_: Any) -> None:
-        await controller.stop()
+        await controller.stop(release=release)
