@@ -289,15 +289,16 @@ class KubeClient:
 
     async def post_event(
         self, involved: Mapping[str, Any], *, type_: str, reason: str, message: str, component: str = "modeldeploy"
-    ) -> None:
-        """A core/v1 Event about `involved`, shown by `kubectl describe`."""
+    ) -> str:
+        """A core/v1 Event about `involved`, shown by `kubectl describe`; returns its name."""
         metadata = involved["metadata"]
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         namespace = metadata["namespace"]
+        name = f"{metadata['name'][:200]}.{uuid.uuid4().hex[:12]}"
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": f"{metadata['name'][:200]}.{uuid.uuid4().hex[:12]}", "namespace": namespace},
+            "metadata": {"name": name, "namespace": namespace},
             "involvedObject": {
                 "apiVersion": involved.get("apiVersion"),
                 "kind": involved.get("kind"),
@@ -318,6 +319,17 @@ class KubeClient:
         }
         await self._request(
             "POST", EVENT.path(namespace), content=json.dumps(event), headers={"Content-Type": "application/json"}
+        )
+        return name
+
+    async def bump_event(self, namespace: str, name: str, count: int) -> None:
+        """Count one more occurrence on an Event already posted (404 when it has expired)."""
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        await self._request(
+            "PATCH",
+            EVENT.path(namespace, name),
+            content=json.dumps({"count": count, "lastTimestamp": now}),
+            headers={"Content-Type": "application/merge-patch+json"},
         )
 
     async def stream_lines(self, path: str, params: Mapping[str, str]) -> AsyncIterator[Obj]:

@@ -30,7 +30,7 @@ PERMISSIONS: tuple[Permission, ...] = (
         "own the HPA, delete it when autoscaling is removed",
     ),
     Permission("", "pods", ("list", "watch"), "find the replicas to probe"),
-    Permission("", "events", ("create",), "report transitions with core/v1 Events"),
+    Permission("", "events", ("create", "patch"), "report transitions with core/v1 Events, counting repeats on one"),
 )
 
 LEADER_ELECTION = Permission(

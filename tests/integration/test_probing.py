@@ -227,3 +227,33 @@ def test_version_bumps_in_a_row_are_progress_not_drift(sandbox: Sandbox, kubectl
     assert len({generation for generation, _, _ in seen}) >= 3, seen
     assert not [s for s in seen if s[1] == "True"], [s for s in seen if s[1] == "True"]
     assert not warnings, [(e["reason"], e["message"]) for e in warnings]
+
+
+def test_a_flapping_replica_is_a_couple_of_events_whose_count_grows(kubectl: Kubectl) -> None:
+    """Each flap was a new Event object: a replica flapping every cycle made an endless stream."""
+    create_ready(kubectl, manifest(replicas=2))
+    victim = pods(kubectl)[0]["metadata"]["name"]
+    for _ in range(6):
+        kubectl("annotate", "pod", victim, f"{FAULT}=unhealthy", "--overwrite")
+        wait_for(lambda: conditions_of(kubectl)["ModelHealthy"]["status"] == "False", timeout=10, what="unhealthy")
+        kubectl("annotate", "pod", victim, f"{FAULT}-")
+        wait_for(lambda: conditions_of(kubectl)["ModelHealthy"]["status"] == "True", timeout=10, what="recovered")
+    said: list[dict[str, Any]] = []
+
+    def counted() -> int:
+        said[:] = [
+            e
+            for e in get_json(kubectl, "events")["items"]  # type: ignore[union-attr]
+            if e["involvedObject"]["kind"] == "ModelDeployment" and e["reason"] in ("ModelUnhealthy", "ModelRecovered")
+        ]
+        return sum(int(e.get("count", 1)) for e in said)
+
+    # Twelve transitions (and six Ready Events) in about 25 s: the per-object Event budget (10 at
+    # once, then 12 a minute) drops a few, as client-go's spam filter would; the rest are counted
+    # on the Events already there instead of making new objects.
+    try:
+        wait_for(lambda: counted() >= 8, timeout=10, what="the transitions counted")
+    finally:
+        counts = {(e["reason"], e["metadata"]["name"]): e.get("count", 1) for e in said}
+        print(f"six flaps: {len(said)} Event objects, counts {sorted(counts.values())}")
+    assert len(said) <= 4, counts

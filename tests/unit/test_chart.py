@@ -151,7 +151,7 @@ def test_rbac_is_exactly_what_the_operator_declares(mode: str, pull_secrets: boo
 @pytest.mark.parametrize(
     ("find", "replace", "extra", "missing"),
     [
-        ('verbs: ["create"]', 'verbs: ["create", "delete"]', {("", "events", "delete")}, set()),
+        ('verbs: ["create", "patch"]', 'verbs: ["create", "patch", "delete"]', {("", "events", "delete")}, set()),
         (
             'resources: ["pods"]',
             'resources: ["pods", "secrets"]',

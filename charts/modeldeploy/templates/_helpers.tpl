@@ -104,7 +104,7 @@ any difference, so a permission is added in rbac.py first, with the reason, then
   verbs: ["list", "watch"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "patch"]
 {{- if .Values.verifyImagePullSecrets }}
 - apiGroups: [""]
   resources: ["secrets"]

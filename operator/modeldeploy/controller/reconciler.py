@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import ValidationError
 
 from modeldeploy import kubeapi, metrics
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
 from modeldeploy.controller.cache import Key, ObjectCache, controller_uid
+from modeldeploy.controller.events import EventRecorder
 from modeldeploy.reconcile.compare import contains
 from modeldeploy.reconcile.limits import (
     EVENTS_BURST,
@@ -144,6 +144,7 @@ class Reconciler:
         self._terminating: dict[str, float] = {}
         self.budget: WriteBudget[Key] = WriteBudget()
         self.event_budget: WriteBudget[Key] = WriteBudget(per_minute=EVENTS_PER_MINUTE, burst=EVENTS_BURST)
+        self.events = EventRecorder(api)
         self._failures: dict[Key, Failure] = {}
         # A Stalled object's generation, the monotonic time of its next attempt, and its problem:
         # resyncs and pod events must not turn the backoff back into an apply every few seconds.
@@ -399,10 +400,7 @@ class Reconciler:
             log.info("dropped event %s on %s/%s: event budget spent", reason, *key)
             return
         self.event_budget.spend(key, now)
-        try:
-            await self.api.post_event(body, type_=type_, reason=reason, message=message)
-        except (kubeapi.ApiError, httpx.HTTPError) as error:
-            log.info("could not post event %s on %s: %s", reason, body["metadata"].get("name"), error)
+        await self.events.record(body, type_, reason, message)
 
     async def _announce(self, body: Obj, outcome: Outcome) -> None:
         spec = _spec_or_none(body)
