@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Literal, get_args, get_origin
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -27,18 +28,22 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from modeldeploy.runner import run
     from modeldeploy.settings import OperatorSettings
 
     overrides: dict[str, object] = {}
     if args.namespace:
         overrides["namespaces"] = args.namespace
-    if args.kubeconfig:
-        overrides["kubeconfig"] = args.kubeconfig
-    for name in ("metrics_port", "health_port", "resync_seconds"):
-        if getattr(args, name) is not None:
+    for name in OperatorSettings.model_fields:
+        if name != "namespaces" and getattr(args, name, None) is not None:
             overrides[name] = getattr(args, name)
-    return run(OperatorSettings(**overrides))  # type: ignore[arg-type]
+    try:
+        settings = OperatorSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise RuntimeError(f"invalid setting: {error}") from None
+    return run(settings)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -47,16 +52,39 @@ def _demo(args: argparse.Namespace) -> int:
     return run(args.action)
 
 
+def _setting_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per operator setting, from the settings model, so no setting is environment-only."""
+    from modeldeploy.settings import OperatorSettings
+
+    for name, field in OperatorSettings.model_fields.items():
+        if name == "namespaces":
+            continue
+        flag = "--" + name.replace("_", "-")
+        env = f"MODELDEPLOY_{name.upper()}"
+        default = field.get_default(call_default_factory=True)
+        text = f"{field.description or name} (env {env}; default {default})"
+        choices = get_args(field.annotation) if get_origin(field.annotation) is Literal else None
+        if field.annotation is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+        elif field.annotation is int:
+            parser.add_argument(flag, type=int, help=text)
+        elif field.annotation is float:
+            parser.add_argument(flag, type=float, help=text)
+        else:
+            parser.add_argument(flag, choices=choices, help=text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modeldeploy", description="Ship ML models on Kubernetes.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run the operator")
+    run = commands.add_parser(
+        "run",
+        help="run the operator",
+        description="Every flag can also be set as MODELDEPLOY_<FLAG> (e.g. MODELDEPLOY_LOG_FORMAT).",
+    )
     run.add_argument("--namespace", "-n", action="append", help="serve only this namespace (repeatable); default all")
-    run.add_argument("--kubeconfig", help="kubeconfig path (default: in-cluster, then $KUBECONFIG)")
-    run.add_argument("--metrics-port", type=int, help="Prometheus metrics port (0 disables)")
-    run.add_argument("--health-port", type=int, help="liveness port (0 disables)")
-    run.add_argument("--resync-seconds", type=float, help="reconcile every ModelDeployment this often")
+    _setting_flags(run)
     run.set_defaults(handler=_run)
 
     sandbox = commands.add_parser("sandbox", help="a real control plane on 127.0.0.1 for tests and the demo")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -15,27 +15,37 @@ class OperatorSettings(BaseSettings):
         default_factory=list, description="Namespaces to serve, comma-separated in the environment; empty means all."
     )
     kubeconfig: str | None = Field(default=None, description="Kubeconfig path; in-cluster config when unset.")
-    context: str | None = None
+    context: str | None = Field(default=None, description="Kubeconfig context; its current context when unset.")
     workers: int = Field(default=4, ge=1, description="Concurrent reconciles.")
     resync_seconds: float = Field(default=300.0, gt=0, description="Every ModelDeployment is reconciled this often.")
     metrics_port: int = Field(default=9090, ge=0, description="Prometheus metrics port; 0 disables.")
-    metrics_host: str = "0.0.0.0"
+    metrics_host: str = Field(default="0.0.0.0", description="Address the metrics server listens on.")
     health_port: int = Field(default=8081, ge=0, description="Liveness endpoint port (/healthz); 0 disables.")
-    health_host: str = "0.0.0.0"
-    max_inflight_probes: int = Field(default=256, ge=1)
+    health_host: str = Field(default="0.0.0.0", description="Address the liveness server listens on.")
+    max_inflight_probes: int = Field(default=256, ge=1, description="Replica probes in flight at once, in all.")
     leader_election: bool = Field(
         default=False, description="Hold a Lease so several replicas can run; only the holder reconciles."
     )
     leader_election_namespace: str | None = Field(
         default=None, description="Namespace of the Lease; defaults to $POD_NAMESPACE, else 'default'."
     )
-    leader_election_name: str = "modeldeploy"
-    lease_seconds: float = Field(default=15.0, gt=0)
-    renew_seconds: float = Field(default=5.0, gt=0)
+    leader_election_name: str = Field(default="modeldeploy", description="Name of the Lease.")
+    lease_seconds: float = Field(default=15.0, gt=0, description="A standby takes over a Lease unchanged this long.")
+    renew_seconds: float = Field(default=5.0, gt=0, description="How often the holder renews its Lease.")
     verify_pull_secrets: bool = Field(
         default=True,
         description="Look up imagePullSecrets before rolling out; skipped quietly without `get` on Secrets.",
     )
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Least level logged.")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text: one readable line per record; json: one JSON object per line."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("namespaces", mode="before")
     @classmethod

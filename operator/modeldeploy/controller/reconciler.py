@@ -176,13 +176,21 @@ class Reconciler:
                 "stalled" if outcome.problem else ("applied" if outcome.applied or outcome.deleted else "unchanged")
             )
             try:
-                await self._write_status(outcome.body or body, outcome)
+                wrote_status = await self._write_status(outcome.body or body, outcome)
             except Throttled as throttled:
                 result = "throttled"
                 return throttled.wait
             except Coalesced as coalesced:
                 result = "coalesced"
                 return coalesced.wait
+            except kubeapi.ApiError as error:
+                if error.status != 404:
+                    raise
+                # deleted between the read and the status write (say, right after creation): news, not trouble
+                log.info("%s/%s was deleted meanwhile; nothing to report", key[0], key[1])
+                result = "skipped"
+                return None
+            _log_writes(key, body, outcome, wrote_status)
             return outcome.retry_in
         finally:
             metrics.RECONCILES.labels(result=result).inc()
@@ -457,7 +465,8 @@ class Reconciler:
             return None
         return status_compute.for_current_pods(report, self.state.pods.by_label(key[0], child))
 
-    async def _write_status(self, body: Obj, outcome: Outcome) -> None:
+    async def _write_status(self, body: Obj, outcome: Outcome) -> dict[str, Any] | None:
+        """Write the status if it changed; returns what was written."""
         metadata = body["metadata"]
         key = (metadata["namespace"], metadata["name"])
         observation = self.observe(body, outcome.problem)
@@ -465,7 +474,7 @@ class Reconciler:
         old = body.get("status") or {}
         comparable = status_compute.without_volatile(new)
         if comparable == status_compute.without_volatile(old) or comparable == self.state.last_written_status.get(key):
-            return
+            return None
         since = time.monotonic() - self._status_written_at.get(key, -COALESCE_SECONDS)
         if since < COALESCE_SECONDS and status_compute.can_be_folded(old, new):
             raise Coalesced(COALESCE_SECONDS - since)
@@ -477,6 +486,26 @@ class Reconciler:
         created = metadata.get("generation") == 1
         for type_, reason, message in transition_events(old, new, created=created):
             await self._event(body, type_, reason, message)
+        return new
+
+
+def _log_writes(key: Key, body: Obj, outcome: Outcome, status: dict[str, Any] | None) -> None:
+    """One INFO line per reconcile that wrote something: what, and why."""
+    if not (outcome.applied or outcome.deleted or status is not None):
+        return
+    parts: list[str] = []
+    if outcome.corrected:
+        parts.append("restored " + ", ".join(outcome.corrected))
+    elif outcome.applied:
+        generation = body["metadata"].get("generation")
+        why = "drifted" if _converged_before(body) else f"new generation {generation}"
+        parts.append(f"applied {', '.join(outcome.applied)} ({why})")
+    if outcome.deleted:
+        parts.append("deleted " + ", ".join(outcome.deleted))
+    if status is not None:
+        ready: dict[str, Any] = next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), {})
+        parts.append(f"status: Ready={ready.get('status')} ({ready.get('reason')})")
+    log.info("%s/%s: %s", key[0], key[1], "; ".join(parts))
 
 
 def _spec_or_none(body: Obj) -> ModelDeploymentSpec | None:
