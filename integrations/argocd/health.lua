@@ -16,7 +16,9 @@
 --   7. Ready=True and current                    -> Healthy     (DataDrift is named in the message)
 --   8. anything else                             -> Progressing (Ready's "reason: message")
 --
--- Written for Lua 5.1 (gopher-lua, which Argo CD embeds); uses no library but string.
+-- Written for Lua 5.1 (gopher-lua, which Argo CD embeds) with only the libraries Argo CD
+-- opens by default (base, table, package, a reduced os): no string or math library, so no
+-- string.format and no string methods; `..`, tostring and ipairs are all it needs.
 
 local function condition(conditions, kind)
   for _, c in ipairs(conditions) do
@@ -50,11 +52,10 @@ local function describe(c, fallback)
   return fallback
 end
 
+-- A generation as text: JSON numbers are whole, and tostring prints a whole number without a
+-- fraction in Lua 5.1 (gopher-lua) and for the integers Lua 5.3+ reads.
 local function int(n)
-  if type(n) ~= "number" then
-    return tostring(n)
-  end
-  return string.format("%d", n)
+  return tostring(n)
 end
 
 local function verdict(status, message)

@@ -16,7 +16,7 @@ def _sandbox(args: argparse.Namespace) -> int:
     from modeldeploy.sandbox import build, cluster
 
     if args.action == "build":
-        build.build_all(build.ALL + ((build.KSTATUS,) if args.test_tools else ()))
+        build.build_all(build.ALL + (build.TEST_TOOLS if args.test_tools else ()))
     elif args.action == "up":
         cluster.Sandbox().up(nodes=args.nodes)
     elif args.action == "down":
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser("sandbox", help="a real control plane on 127.0.0.1 for tests and the demo")
     sandbox.add_argument("action", choices=["build", "up", "down", "status"])
     sandbox.add_argument("--nodes", type=int, default=3, help="kwok nodes to register (default 3)")
-    sandbox.add_argument("--test-tools", action="store_true", help="with build: also the kstatus probe the tests use")
+    sandbox.add_argument("--test-tools", action="store_true", help="with build: also the test tools (kstatus probe, Argo CD's Lua runtime)")
     sandbox.set_defaults(handler=_sandbox)
     demo = commands.add_parser("demo", help="the guided demo on the sandbox (what `make demo` runs)")
     demo.add_argument("action", nargs="?", choices=["up", "down"], default="up")

@@ -11,6 +11,7 @@ This module uses the standard library only: it runs before any virtualenv exists
 from __future__ import annotations
 
 import json
+import hashlib
 import os
 import re
 import shutil
@@ -65,7 +66,18 @@ ETCD = Component("etcd", versions.ETCD, ("etcd",))
 KWOK = Component("kwok", versions.KWOK, ("kwok",))
 HELM = Component("helm", versions.HELM, ("helm",))
 KSTATUS = Component("kstatus", versions.CLI_UTILS, ("kstatus",))
+def _source_digest(directory: str) -> str:
+    """A short digest of a test tool's Go sources, so an edited tool is rebuilt, not reused."""
+    digest = hashlib.sha256()
+    for path in sorted((Path(__file__).resolve().parents[3] / "tests" / directory).glob("*")):
+        if path.suffix in (".go", ".mod", ".sum"):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:8]
+
+
+ARGOCD_LUA = Component("argocd-lua", f"{versions.GOPHER_LUA}-{_source_digest('argocd-lua')}", ("argocd-lua",))
 ALL = (KUBERNETES, ETCD, KWOK, HELM)
+TEST_TOOLS = (KSTATUS, ARGOCD_LUA)
 
 
 def binary(component: Component, name: str | None = None) -> Path:
@@ -252,12 +264,27 @@ def build_kstatus() -> None:
     _timed(KSTATUS, build)
 
 
+def build_argocd_lua() -> None:
+    """Argo CD's health-check runtime (tests/argocd-lua) compiled against github.com/yuin/gopher-lua."""
+    source = Path(__file__).resolve().parents[3] / "tests" / "argocd-lua"
+
+    def build(out: Path) -> None:
+        _run_go(
+            ["build", "-trimpath", "-ldflags", "-s -w", "-o", str(out / "argocd-lua"), "."],
+            source,
+            "go build (argocd-lua)",
+        )
+
+    _timed(ARGOCD_LUA, build)
+
+
 BUILDERS: dict[str, Callable[[], None]] = {
     KUBERNETES.name: build_kubernetes,
     ETCD.name: build_etcd,
     KWOK.name: build_kwok,
     HELM.name: build_helm,
     KSTATUS.name: build_kstatus,
+    ARGOCD_LUA.name: build_argocd_lua,
 }
 
 

@@ -10,5 +10,6 @@ ETCD = "v3.6.16"
 KWOK = "v0.8.0"
 HELM = "v3.22.0"
 CLI_UTILS = "v0.37.2"
+GOPHER_LUA = "v1.1.2"  # the Lua interpreter Argo CD embeds (tests/argocd-lua)
 
 KUBERNETES_MINOR = ".".join(KUBERNETES.lstrip("v").split(".")[:2])
