@@ -90,7 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser("sandbox", help="a real control plane on 127.0.0.1 for tests and the demo")
     sandbox.add_argument("action", choices=["build", "up", "down", "status"])
     sandbox.add_argument("--nodes", type=int, default=3, help="kwok nodes to register (default 3)")
-    sandbox.add_argument("--test-tools", action="store_true", help="with build: also the test tools (kstatus probe, Argo CD's Lua runtime)")
+    sandbox.add_argument(
+        "--test-tools",
+        action="store_true",
+        help="with build: also the test tools (kstatus probe, Argo CD's Lua runtime, promtool)",
+    )
     sandbox.set_defaults(handler=_sandbox)
     demo = commands.add_parser("demo", help="the guided demo on the sandbox (what `make demo` runs)")
     demo.add_argument("action", nargs="?", choices=["up", "down"], default="up")

@@ -10,8 +10,8 @@ This module uses the standard library only: it runs before any virtualenv exists
 
 from __future__ import annotations
 
-import json
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -66,6 +66,8 @@ ETCD = Component("etcd", versions.ETCD, ("etcd",))
 KWOK = Component("kwok", versions.KWOK, ("kwok",))
 HELM = Component("helm", versions.HELM, ("helm",))
 KSTATUS = Component("kstatus", versions.CLI_UTILS, ("kstatus",))
+
+
 def _source_digest(directory: str) -> str:
     """A short digest of a test tool's Go sources, so an edited tool is rebuilt, not reused."""
     digest = hashlib.sha256()
