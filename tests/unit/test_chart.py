@@ -322,6 +322,18 @@ def test_bad_values_fail_with_a_clear_message(args: tuple[str, ...], message: st
     result = helm("template", "rel", str(CHART_DIR), *args, check=False)
     assert result.returncode != 0, result.stdout[:500]
     assert message in result.stderr, result.stderr
+    if "schema" not in result.stderr:  # the chart's own checks: said from validate.yaml, not another file
+        assert "templates/validate.yaml" in result.stderr, result.stderr
+
+
+def test_going_back_to_cluster_scope_with_set_needs_no_values_file() -> None:
+    """`--set 'watchNamespaces={}'` gives [""]: it failed the schema, so only a values file could undo a list."""
+    docs = render("--set", "rbac.scope=cluster", "--set", "watchNamespaces={}")
+    assert of_kind(docs, "ClusterRole")
+    assert not of_kind(docs, "Role")
+    assert "MODELDEPLOY_NAMESPACES" not in env_of(docs)
+    args = [a for a in container(docs).get("args", []) if "namespace" in a]
+    assert not args, args
 
 
 def test_values_file_is_accepted_by_its_schema_and_documented() -> None:

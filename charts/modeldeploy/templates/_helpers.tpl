@@ -60,11 +60,12 @@ Cross-field checks the schema cannot phrase clearly. Included by every template 
 on them, so `helm template --show-only` fails the same way as a full render.
 */}}
 {{- define "modeldeploy.validate" -}}
+{{- $namespaces := without .Values.watchNamespaces "" }}
 {{- if eq .Values.rbac.scope "namespaced" }}
-{{- if not .Values.watchNamespaces }}
+{{- if not $namespaces }}
 {{- fail "rbac.scope=namespaced needs the namespaces to serve: set watchNamespaces, e.g. --set 'watchNamespaces={team-a,team-b}'" }}
 {{- end }}
-{{- else if .Values.watchNamespaces }}
+{{- else if $namespaces }}
 {{- fail "watchNamespaces is only used with rbac.scope=namespaced; with rbac.scope=cluster the operator serves every namespace" }}
 {{- end }}
 {{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) }}
@@ -72,6 +73,9 @@ on them, so `helm template --show-only` fails the same way as a full render.
 {{- end }}
 {{- if and .Values.leaderElection.enabled (ge (int .Values.leaderElection.renewSeconds) (int .Values.leaderElection.leaseSeconds)) }}
 {{- fail "leaderElection.renewSeconds must be below leaderElection.leaseSeconds" }}
+{{- end }}
+{{- if and (not .Values.serviceAccount.create) (not .Values.serviceAccount.name) }}
+{{- fail "serviceAccount.name is required when serviceAccount.create is false" }}
 {{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.service.enabled) }}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.service.enabled: the ServiceMonitor selects that Service" }}

@@ -78,8 +78,9 @@ def _source_digest(directory: str) -> str:
 
 
 ARGOCD_LUA = Component("argocd-lua", f"{versions.GOPHER_LUA}-{_source_digest('argocd-lua')}", ("argocd-lua",))
+PROMTOOL = Component("promtool", versions.PROMETHEUS, ("promtool",))
 ALL = (KUBERNETES, ETCD, KWOK, HELM)
-TEST_TOOLS = (KSTATUS, ARGOCD_LUA)
+TEST_TOOLS = (KSTATUS, ARGOCD_LUA, PROMTOOL)
 
 
 def binary(component: Component, name: str | None = None) -> Path:
@@ -254,6 +255,10 @@ def build_helm() -> None:
     _go_install(HELM, "helm.sh/helm/v3/cmd/helm")
 
 
+def build_promtool() -> None:
+    _go_install(PROMTOOL, "github.com/prometheus/prometheus/cmd/promtool")
+
+
 def build_kstatus() -> None:
     """The kstatus probe (tests/kstatus) compiled against sigs.k8s.io/cli-utils."""
     source = Path(__file__).resolve().parents[3] / "tests" / "kstatus"
@@ -287,6 +292,7 @@ BUILDERS: dict[str, Callable[[], None]] = {
     HELM.name: build_helm,
     KSTATUS.name: build_kstatus,
     ARGOCD_LUA.name: build_argocd_lua,
+    PROMTOOL.name: build_promtool,
 }
 
 

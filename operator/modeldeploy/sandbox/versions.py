@@ -11,5 +11,6 @@ KWOK = "v0.8.0"
 HELM = "v3.22.0"
 CLI_UTILS = "v0.37.2"
 GOPHER_LUA = "v1.1.2"  # the Lua interpreter Argo CD embeds (tests/argocd-lua)
+PROMETHEUS = "v0.316.0"  # Go module version of Prometheus 3.x, for promtool (metric name checks)
 
 KUBERNETES_MINOR = ".".join(KUBERNETES.lstrip("v").split(".")[:2])
