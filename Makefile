@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: binaries test lint typecheck contracts unit integration faults e2e generate sandbox-up sandbox-down sandbox-status demo demo-down clean
+.PHONY: binaries test lint typecheck contracts unit integration faults e2e generate sandbox-up sandbox-down sandbox-status demo demo-down clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,15 @@ binaries: $(STAMP)
 	$(BIN)/modeldeploy sandbox build --test-tools
 
 test: lint typecheck contracts binaries unit integration faults e2e
+
+# Not part of `make test`: minutes long, timing figures only (see BENCHMARKS.md). Its own sandbox
+# unless MODELDEPLOY_SANDBOX_DIR / MODELDEPLOY_SANDBOX_NET say otherwise.
+BENCH_ARGS ?=
+BENCH_JSON ?= /tmp/modeldeploy-bench.json
+bench: $(STAMP) binaries
+	MODELDEPLOY_SANDBOX_DIR=$${MODELDEPLOY_SANDBOX_DIR:-/tmp/modeldeploy-bench-sandbox} \
+	MODELDEPLOY_SANDBOX_NET=$${MODELDEPLOY_SANDBOX_NET:-41} \
+	$(BIN)/python benchmarks/scale_benchmark.py --json $(BENCH_JSON) $(BENCH_ARGS)
 
 generate: $(STAMP)
 	$(BIN)/python -m modeldeploy.crdgen
