@@ -238,16 +238,23 @@ def model_deployment(name: str = "iris", **spec: Any) -> dict[str, Any]:
     }
 
 
-def reconciles_by_result(operator: OperatorProcess) -> dict[str, float]:
-    """`modeldeploy_reconciles_total` of one operator process, per `result` label."""
+def operator_samples(operator: OperatorProcess, family: str) -> list[tuple[dict[str, str], float]]:
+    """(labels, value) of one metric family of one operator process (a counter's `_total` samples)."""
     with urllib.request.urlopen(operator.metrics_url, timeout=5) as response:
         text = response.read().decode()
+    for found in text_string_to_metric_families(text):
+        if found.name == family:
+            return [
+                (dict(s.labels), s.value) for s in found.samples if found.type != "counter" or s.name.endswith("_total")
+            ]
+    return []
+
+
+def reconciles_by_result(operator: OperatorProcess) -> dict[str, float]:
+    """`modeldeploy_reconciles_total` of one operator process, per `result` label."""
     counts: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name == "modeldeploy_reconciles":
-            for sample in family.samples:
-                if sample.name.endswith("_total"):
-                    counts[sample.labels["result"]] = counts.get(sample.labels["result"], 0.0) + sample.value
+    for labels, value in operator_samples(operator, "modeldeploy_reconciles"):
+        counts[labels["result"]] = counts.get(labels["result"], 0.0) + value
     return counts
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Kubectl, OperatorProcess, condition, reconciles_by_result, wait_for
+from tests.conftest import Kubectl, OperatorProcess, condition, operator_samples, reconciles_by_result, wait_for
 
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 RECOVERIES: list[tuple[str, float]] = []
@@ -200,12 +199,8 @@ def reconciles(operator: OperatorProcess) -> float:
 
 def managed_models(operator: OperatorProcess) -> float:
     """`modeldeploy_managed_models`: how many ModelDeployments the operator's cache holds."""
-    with urllib.request.urlopen(operator.metrics_url, timeout=5) as response:
-        text = response.read().decode()
-    for family in text_string_to_metric_families(text):
-        if family.name == "modeldeploy_managed_models":
-            return float(family.samples[0].value)
-    raise AssertionError("the operator exports no modeldeploy_managed_models")
+    [(_, value)] = operator_samples(operator, "modeldeploy_managed_models")
+    return value
 
 
 def kill_9(operator: OperatorProcess) -> None:

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import os
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from modeldeploy.sandbox.cluster import Sandbox
 from tests.conftest import (
@@ -17,6 +15,7 @@ from tests.conftest import (
     OperatorProcess,
     get_json,
     model_deployment,
+    operator_samples,
     reconciles_by_result,
     start_operator,
     stop_operator,
@@ -95,12 +94,8 @@ leader._now = lambda: _real() + _offset
 
 
 def is_leader(operator: OperatorProcess) -> float:
-    with urllib.request.urlopen(operator.metrics_url, timeout=5) as response:
-        text = response.read().decode()
-    for family in text_string_to_metric_families(text):
-        if family.name == "modeldeploy_leader":
-            return float(family.samples[0].value)
-    raise AssertionError("no modeldeploy_leader metric")
+    [(_, value)] = operator_samples(operator, "modeldeploy_leader")
+    return value
 
 
 def test_a_skewed_clock_never_makes_two_leaders_and_a_graceful_stop_hands_over_at_once(
