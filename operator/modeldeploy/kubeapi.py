@@ -213,9 +213,8 @@ class KubeClient:
             if response.status_code >= 400:
                 body = (await response.aread()).decode(errors="replace")
                 raise _api_error(response, body)
-            async for line in response.aiter_lines():
-                if line:
-                    yield json.loads(line)
+            async for line in json_lines(response.aiter_bytes()):
+                yield line
 
     async def create(self, kind: Kind, namespace: str, obj: Mapping[str, Any]) -> Obj:
         response = await self._request(
@@ -337,9 +336,8 @@ class KubeClient:
         async with self._http.stream("GET", path, params=dict(params), timeout=None) as response:
             if response.status_code >= 400:
                 raise ApiError(response.status_code, response.reason_phrase, (await response.aread()).decode()[:500])
-            async for line in response.aiter_lines():
-                if line:
-                    yield json.loads(line)
+            async for line in json_lines(response.aiter_bytes()):
+                yield line
 
 
 def request_kind(method: str, path: str, content_type: str = "") -> tuple[str, str]:
@@ -361,3 +359,22 @@ def request_kind(method: str, path: str, content_type: str = "") -> tuple[str, s
     elif verb == "PATCH" and content_type.startswith("application/apply-patch"):
         verb = "APPLY"
     return verb, resource
+
+
+async def json_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[Obj]:
+    """Decode a watch stream: one JSON document per newline-terminated line.
+
+    Split on b"\\n" only. httpx's `aiter_lines` also splits on the Unicode line boundaries
+    (U+001C-U+001E, U+0085, U+2028, U+2029) that the apiserver writes unescaped inside strings:
+    one ModelDeployment whose model name held such a character cut every watch event in two,
+    and the informer reconnected, and failed, forever.
+    """
+    buffer = b""
+    async for chunk in chunks:
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield json.loads(line)
+    if buffer.strip():
+        yield json.loads(buffer)

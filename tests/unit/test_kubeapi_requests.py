@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
 from modeldeploy.kubeapi import request_kind
@@ -30,3 +32,23 @@ def test_requests_are_named_by_verb_and_resource(
 ) -> None:
     verb, resource = request_kind(method, path, content_type)
     assert (verb, resource.replace("horizontalpodautoscalers", "hpa")) == expected
+
+
+async def test_watch_lines_split_only_at_newlines_whatever_the_strings_hold() -> None:
+    """A model name with U+2028, U+0085 or U+001E cut every watch event in two (httpx's aiter_lines)."""
+    import json
+
+    from modeldeploy.kubeapi import json_lines
+
+    names = ["a\u2028b", "c\x85d", "e\x1ef", "plain", "\u6a21\u578b"]
+    stream = b"".join(
+        json.dumps({"type": "ADDED", "object": {"metadata": {"name": n}}}, ensure_ascii=False).encode() + b"\n"
+        for n in names
+    )
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(stream), 7):  # events arrive split anywhere, even inside a character
+            yield stream[start : start + 7]
+
+    decoded = [event["object"]["metadata"]["name"] async for event in json_lines(chunks())]
+    assert decoded == names
