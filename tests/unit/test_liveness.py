@@ -8,6 +8,7 @@ A real aiohttp server on loopback answers; the API underneath is scripted.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -120,3 +121,17 @@ def md(generation: int, *, rv: str = "1", uid: str = "u", deleting: bool = False
 )
 def test_only_changes_the_reconciler_reads_requeue_a_model(new: Obj, old: Obj | None, requeue: bool) -> None:
     assert spec_changed(new, old) is requeue
+
+
+async def test_healthz_fails_when_an_informer_has_failed_for_minutes(running: tuple[Controller, int]) -> None:
+    """Alive but blind: a watch that failed on every reconnect once kept /healthz at 200."""
+    controller, port = running
+    informer = controller.informers[0]
+    informer.failing_since = time.monotonic() - 3600
+    informer.last_error = "JSONDecodeError: Unterminated string"
+    response = await _healthz(port)
+    assert response.status_code == 503
+    assert "informer has failed for" in response.text
+    assert "JSONDecodeError" in response.text
+    informer.failing_since = None
+    assert (await _healthz(port)).status_code == 200

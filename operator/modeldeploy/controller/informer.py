@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -58,6 +59,10 @@ class Informer:
         self.synced = asyncio.Event()
         self.lists = 0
         self.backoff = FIRST_BACKOFF
+        # When the apiserver last stopped answering usefully, and why (None while it answers):
+        # an informer that retries forever is alive but blind, which liveness must see.
+        self.failing_since: float | None = None
+        self.last_error = ""
         self.version: str | None = None  # where the watch resumes; None: list first
         self._task: asyncio.Task[None] | None = None
 
@@ -88,6 +93,7 @@ class Informer:
                 if error.status == 410:
                     self.version = None  # too old: the only way back is a fresh list
                     continue
+                self.last_error = str(error)
                 log.warning("%s: %s; retrying in %.0fs", self._what(), error, self.backoff)
                 await self._sleep()
             except (httpx.HTTPError, OSError, ValueError) as error:
@@ -110,6 +116,7 @@ class Informer:
         gone = self.cache.replace(items, namespace=self.namespace, since=since)
         self.lists += 1
         self.backoff = FIRST_BACKOFF
+        self.failing_since = None
         if self.synced.is_set():
             log.info("%s: listed again, %d objects, %d gone while not watching", self._what(), len(items), len(gone))
         self.synced.set()
@@ -133,6 +140,7 @@ class Informer:
                 code = int(obj.get("code") or 500)
                 raise kubeapi.ApiError(code, str(obj.get("reason", "")), str(obj.get("message", "")))
             self.backoff = FIRST_BACKOFF
+            self.failing_since = None
             self.version = str(obj.get("metadata", {}).get("resourceVersion") or self.version)
             if kind == "BOOKMARK" or kind not in ("ADDED", "MODIFIED", "DELETED"):
                 continue
@@ -141,7 +149,13 @@ class Informer:
                 metrics.WATCH_EVENTS.labels(kind=self.kind.kind, type=kind).inc()
                 self.handler(kind, obj, previous)
 
+    def failing_for(self, now: float) -> float:
+        """Seconds the informer has been failing to list or watch (0 while it works)."""
+        return 0.0 if self.failing_since is None else now - self.failing_since
+
     async def _sleep(self) -> None:
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
         await asyncio.sleep(self.backoff * random.uniform(0.8, 1.2))
         self.backoff = min(MAX_BACKOFF, self.backoff * 2)
 

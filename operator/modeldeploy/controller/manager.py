@@ -149,9 +149,13 @@ class Controller:
 
     def liveness(self) -> str | None:
         """Why the controller cannot do its job, or None when it can (for /healthz)."""
+        now = time.monotonic()
         for informer in self.informers:
             if self._watching and not informer.alive:
                 return f"the {informer.kind.plural} informer has stopped"
+            failing = informer.failing_for(now)
+            if failing > STUCK_SECONDS:
+                return f"the {informer.kind.plural} informer has failed for {failing:.0f}s: {informer.last_error}"
         for task in self._tasks:
             if task.done():
                 return f"{task.get_name()} has stopped"
