@@ -23,6 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Kubectl, OperatorProcess, condition, operator_samples, reconciles_by_result, wait_for
 
+StartOperator = Callable[..., OperatorProcess]  # the `operators` fixture: start one, stopped afterwards
+FARM_IMAGE = {"image": "ghcr.io/modeldeploy/modeldeploy:0.1.0"}  # an image the sandbox's replica farm serves
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 RECOVERIES: list[tuple[str, float]] = []
 

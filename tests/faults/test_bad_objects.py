@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from modeldeploy.sandbox.cluster import Sandbox
-from tests.conftest import Kubectl, OperatorProcess, condition, model_deployment, wait_for
+from tests.conftest import Kubectl, condition, model_deployment, wait_for
 from tests.faults.meters import (
     AuditLog,
+    StartOperator,
     converged,
     get_obj,
     items,
@@ -35,7 +35,6 @@ from tests.faults.meters import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-StartOperator = Callable[..., OperatorProcess]
 WINDOW = 40.0  # seconds of a stalled object's life the writes are counted over
 
 

@@ -16,7 +16,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,9 @@ from tests.conftest import (
     wait_for,
 )
 from tests.faults.meters import (
+    FARM_IMAGE,
     AuditLog,
+    StartOperator,
     all_converged,
     apiserver_requests,
     apply_all,
@@ -60,10 +62,8 @@ from tests.faults.proxy import CuttableProxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-StartOperator = Callable[..., OperatorProcess]
 INTERVAL = 2
 PROBING = {"intervalSeconds": INTERVAL, "timeoutSeconds": 1, "failureThreshold": 1}
-FARM_IMAGE = {"image": "ghcr.io/modeldeploy/modeldeploy:0.1.0"}
 CHILD_KINDS = ("deployments", "services", "horizontalpodautoscalers")
 SETTLE = 2 * RESYNC_SECONDS + 1  # two resyncs: anything the operator would still write, it writes here
 NAME_LABEL = "modeldeploy.io/name"

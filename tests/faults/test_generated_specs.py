@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +27,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from modeldeploy.sandbox.cluster import Sandbox
-from tests.conftest import Kubectl, OperatorProcess, condition, wait_for
-from tests.faults.meters import AuditLog, get_obj, log_lines, tracebacks
+from tests.conftest import Kubectl, condition, wait_for
+from tests.faults.meters import AuditLog, StartOperator, get_obj, log_lines, tracebacks
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-StartOperator = Callable[..., OperatorProcess]
 ROUNDS = int(os.environ.get("MODELDEPLOY_FAULTS_SPEC_ROUNDS", "3"))
 BATCH = int(os.environ.get("MODELDEPLOY_FAULTS_SPEC_BATCH", "25"))
 REJECTED = "rejected by the apiserver"

@@ -15,16 +15,17 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from modeldeploy.sandbox.cluster import Sandbox
-from tests.conftest import Kubectl, OperatorProcess, model_deployment, stop_operator, wait_for
+from tests.conftest import Kubectl, model_deployment, stop_operator, wait_for
 from tests.faults.meters import (
+    FARM_IMAGE,
     AuditLog,
+    StartOperator,
     apiserver_requests,
     apply_all,
     converged,
@@ -39,11 +40,9 @@ from tests.faults.meters import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-StartOperator = Callable[..., OperatorProcess]
 N = int(os.environ.get("MODELDEPLOY_FAULTS_RESTART_N", "100"))
 INTERVAL = 5
 PROBING = {"intervalSeconds": INTERVAL, "timeoutSeconds": 2, "failureThreshold": 1}
-FARM_IMAGE = {"image": "ghcr.io/modeldeploy/modeldeploy:0.1.0"}
 WATCHED = 4 * INTERVAL  # the new operator's first probe rounds and resyncs, after it has reconciled all
 
 
