@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -104,10 +105,41 @@ class SandboxState:
         (directory / "state.json").write_text(json.dumps(asdict(self), indent=2))
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def _free_port() -> int:
-    with socket.socket() as sock:
+    """A free port below the kernel's ephemeral range.
+
+    A port the kernel hands out for outgoing connections can be taken, while etcd or the
+    apiserver is down for a restart, by any client's connection (the apiserver reconnecting to
+    etcd is one), and the component then fails to bind its own port on the way back up.
+    """
+    low, _ = _ephemeral_range()
+    candidates = list(range(max(1024, low - 12000), low)) if low > 2048 else []
+    random.shuffle(candidates)
+    for port in candidates[:200]:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # no such range on this machine: any free port
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
 
 
 def _alive(pid: int) -> bool:
@@ -341,7 +373,9 @@ class Sandbox:
                 return
             dead = [name for name, ok in self.running().items() if not ok]
             if dead:
-                raise RuntimeError(f"{', '.join(dead)} exited while waiting for {what}; see {self.logs}")
+                logs = [self.logs / f"{name}.log" for name in dead]
+                tails = "\n".join(f"--- last lines of {log}:\n{_log_tail(log)}" for log in logs)
+                raise RuntimeError(f"{', '.join(dead)} exited while waiting for {what}\n{tails}")
             time.sleep(0.25)
         raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}; see {self.logs}")
 
