@@ -696,6 +696,21 @@ def _conditions(generation: int, *states: tuple[str, str, str, str]) -> dict[str
             False,
         ),
         ({}, _conditions(1, ("Ready", "False", "RollingOut", "x")), False),  # the first status ever
+        (  # the rollout done, Ready waiting on the first probe: on the way
+            _conditions(1, ("Ready", "False", "RollingOut", "x"), ("Reconciling", "True", "RollingOut", "")),
+            _conditions(1, ("Ready", "False", "AwaitingProbe", "x"), ("Reconciling", "False", "Complete", "")),
+            True,
+        ),
+        (  # the model turning unhealthy while Ready is already False: news (a Warning goes with it)
+            _conditions(1, ("Ready", "False", "RollingOut", "x"), ("ModelHealthy", "Unknown", "AwaitingProbe", "")),
+            _conditions(1, ("Ready", "False", "RollingOut", "x"), ("ModelHealthy", "False", "ReplicasUnhealthy", "")),
+            False,
+        ),
+        (  # drift found: news
+            _conditions(1, ("Ready", "True", "Ready", "x"), ("Drifted", "False", "NoDrift", "")),
+            _conditions(1, ("Ready", "True", "Ready", "x"), ("Drifted", "True", "DataDrift", "")),
+            False,
+        ),
         (  # a condition appearing
             _conditions(1, ("Ready", "False", "RollingOut", "x")),
             _conditions(1, ("Ready", "False", "RollingOut", "x"), ("Stalled", "True", "ApplyRejected", "no")),

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -180,15 +180,17 @@ class ProbeManager:
             metrics=[q for q, _ in queries],
         )
         now = _now()
-        reports = [
-            self._remember(loop, probe, spec.probing.failure_threshold, spec.model.version, now) for probe in probes
+        judged = [
+            (probe.pod, self._remember(loop, probe, spec.probing.failure_threshold, spec.model.version, now))
+            for probe in probes
         ]
         for gone in set(loop.replicas) - {p.pod for p in probes}:
             del loop.replicas[gone]
         report = HealthReport(
             probed_at=now,
-            replicas=tuple(reports),
+            replicas=tuple(r for _, r in judged if r is not None),
             unprobed=tuple((u.pod, u.reason) for u in unprobed),
+            pending=tuple(pod for pod, r in judged if r is None),
         )
         self.state.health[loop.key] = report
         if spec.drift is not None:
@@ -203,17 +205,16 @@ class ProbeManager:
         never_healthy = any(loop.replicas[p.pod].last_good is None for p in probes if not p.healthy)
         return never_healthy or bool(unprobed)
 
-    def _remember(self, loop: LoopState, probe: ReplicaProbe, threshold: int, expected: str, now: str) -> ReplicaReport:
+    def _remember(
+        self, loop: LoopState, probe: ReplicaProbe, threshold: int, expected: str, now: str
+    ) -> ReplicaReport | None:
+        """The replica as the status shows it; None while it is starting (see `judge`)."""
         memory = loop.replicas.get(probe.pod)
         if memory is None:
-            memory = loop.replicas[probe.pod] = self._memory_from_status(loop.key, probe.pod)
-        if probe.healthy:
-            memory.failures = 0
-            memory.last_good = probe
-        else:
-            memory.failures += 1
-        # a replica that was healthy keeps that verdict until `threshold` rounds in a row fail
-        shown = probe if probe.healthy or memory.last_good is None or memory.failures >= threshold else memory.last_good
+            memory = loop.replicas[probe.pod] = self._memory_from_status(loop.key, probe)
+        shown = judge(memory, probe, threshold)
+        if shown is None:
+            return None
         healthy = shown.healthy
         if memory.healthy != healthy:
             memory.healthy = healthy
@@ -233,20 +234,9 @@ class ProbeManager:
             since=memory.since,
         )
 
-    def _memory_from_status(self, key: Key, pod: str) -> ReplicaMemory:
-        """What the status says of `pod`, so a restarted operator keeps its `since`.
-
-        Without it every replica's `since` moved to the first round after a restart: one status
-        write per ModelDeployment for nothing a person would call a change.
-        """
+    def _memory_from_status(self, key: Key, probe: ReplicaProbe) -> ReplicaMemory:
         body = self.state.models.get(key) or {}
-        for entry in ((body.get("status") or {}).get("health") or {}).get("replicas") or []:
-            if entry.get("pod") == pod and entry.get("since"):
-                healthy = bool(entry.get("live") and entry.get("ready") and entry.get("modelReady")) and not entry.get(
-                    "error"
-                )
-                return ReplicaMemory(healthy=healthy, since=str(entry["since"]))
-        return ReplicaMemory()
+        return memory_from_status(body.get("status") or {}, probe)
 
     def _drift(
         self,
@@ -347,6 +337,53 @@ class ProbeManager:
 
 
 STARTUP_FIRST_RETRY = 0.5
+
+
+def judge(memory: ReplicaMemory, probe: ReplicaProbe, threshold: int) -> ReplicaProbe | None:
+    """Record one round's answer in `memory`; return the answer the status shows, None if none yet.
+
+    A verdict changes only after `threshold` rounds in a row say otherwise, in both
+    directions: a healthy replica keeps its last good answer through a slow round or two, and
+    a replica that has not yet answered healthy is starting (its model loading), not unhealthy.
+    """
+    if probe.healthy:
+        memory.failures = 0
+        memory.last_good = probe
+        return probe
+    memory.failures += 1
+    if memory.failures >= threshold:
+        return probe
+    return memory.last_good
+
+
+def memory_from_status(status: Mapping[str, Any], probe: ReplicaProbe) -> ReplicaMemory:
+    """What a status written before says of the probed replica, so a new operator carries on.
+
+    Its `since`: without it every replica's `since` moved to the first round after a restart,
+    one status write per ModelDeployment for nothing a person would call a change. Its last
+    good answer: without it the failure threshold did not hold across a restart, and one slow
+    first round (a thousand probe loops starting at once) turned healthy replicas unhealthy.
+    """
+    for entry in (status.get("health") or {}).get("replicas") or []:
+        if entry.get("pod") != probe.pod or not entry.get("since"):
+            continue
+        healthy = bool(entry.get("live") and entry.get("ready") and entry.get("modelReady")) and not entry.get("error")
+        memory = ReplicaMemory(healthy=healthy, since=str(entry["since"]))
+        if healthy:
+            served = entry.get("servedVersion")
+            memory.last_good = ReplicaProbe(
+                pod=probe.pod,
+                ip=probe.ip,
+                live=True,
+                ready=True,
+                model_ready=True,
+                served_version=str(served) if served is not None else None,
+                version_matches=None,
+                latency_ms=float(entry.get("latencyMs") or 0.0),
+                error=None,
+            )
+        return memory
+    return ReplicaMemory()
 
 
 def next_round_in(interval_seconds: float, loop: LoopState, starting: bool) -> float:

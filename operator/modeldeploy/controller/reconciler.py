@@ -95,7 +95,10 @@ class Throttled(Exception):
         self.wait = wait
 
 
-COALESCE_SECONDS = 1.0
+# How long the way to a state (rollout counts, replica detail) may wait to be folded into the
+# next write. What anyone waits on is never held (`status_compute.can_be_folded`); the counts in
+# `kubectl get md` lag by at most this much, and a one-replica rollout costs two writes, not four.
+COALESCE_SECONDS = 10.0
 
 
 class Coalesced(Exception):

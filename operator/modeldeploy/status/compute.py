@@ -60,7 +60,7 @@ class HealthReport:
     probed_at: str
     replicas: Sequence[ReplicaReport]
     unprobed: Sequence[tuple[str, str]] = ()  # (pod, why it was not probed): reported, not counted
-    pending: Sequence[str] = ()  # Running pods that appeared after this round: not judged yet
+    pending: Sequence[str] = ()  # Running pods not judged yet: starting, or appeared after this round
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ def _health_conditions(obs: Observation, rollout: Rollout) -> tuple[Condition, l
     unhealthy = [r for r in replicas if not r.healthy]
     if not unhealthy and obs.health.pending:  # only known-good replicas so far: the new ones decide
         pods = ", ".join(obs.health.pending[:3])
-        waiting = f"{len(obs.health.pending)} new replica(s) not probed yet: {pods}"
+        waiting = f"{len(obs.health.pending)} new replica(s) not yet healthy or not yet probed: {pods}"
         return Condition(MODEL_HEALTHY, "Unknown", "AwaitingProbe", waiting), mismatched
     if not replicas:
         if rollout.replicas == 0:
@@ -410,16 +410,18 @@ def without_volatile(status: Mapping[str, Any]) -> dict[str, Any]:
 def can_be_folded(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """Whether `new` may wait a moment, to be folded into the next status write.
 
-    What tools wait on must not wait: a newly observed generation, and Ready or Stalled turning.
-    The rest is the way there (a rollout's counts, which step it is at, replica detail); written
-    as each pod moved it cost a write per pod, when a user and kstatus see the same end state.
+    What tools and people wait on must not wait: a newly observed generation, Ready or Stalled
+    turning (kstatus, Argo CD, `kubectl wait`), ModelHealthy or Drifted turning (alerts, and
+    the Events a write emits). The rest is the way there (a rollout's counts, Reconciling and
+    Available on the way to Ready, replica detail, messages); written as each pod moved it
+    cost a write per pod, when a user and kstatus see the same end state.
     """
     if not old or old.get("observedGeneration") != new.get("observedGeneration"):
         return False
 
-    def turning(status: Mapping[str, Any]) -> tuple[Any, Any]:
-        conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
-        return conditions.get(READY), conditions.get(STALLED)
+    def turning(status: Mapping[str, Any]) -> dict[Any, Any]:
+        watched = (READY, STALLED, MODEL_HEALTHY, DRIFTED)
+        return {c.get("type"): c.get("status") for c in status.get("conditions") or [] if c.get("type") in watched}
 
     return turning(old) == turning(new)
 
