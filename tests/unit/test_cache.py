@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from modeldeploy.controller.cache import ObjectCache, controller_uid, key_of, owner_name
+from modeldeploy.controller.cache import ObjectCache, controller_uid, key_of, owner_name, slim, slim_pod
+from modeldeploy.kubeapi import FIELD_MANAGER
 
 LABEL = "modeldeploy.io/name"
 Obj = dict[str, Any]
@@ -203,3 +204,89 @@ def test_an_older_version_of_the_same_object_does_not_overwrite_a_newer_one() ->
     # a new object under the same name (another uid) is never "older"
     assert cache.apply_event("ADDED", uid_obj("a", rv="5", uid="u2"))
     assert cache.get(("ns", "a"))["metadata"]["uid"] == "u2"  # type: ignore[index]
+
+
+def _full_pod(name: str, **status: Any) -> Obj:
+    """A pod shaped as the apiserver sends it, with the parts the operator never reads."""
+    return {
+        "kind": "Pod",
+        "apiVersion": "v1",
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "uid": f"uid-{name}",
+            "resourceVersion": "7",
+            "labels": {LABEL: "iris", "pod-template-hash": "abc"},
+            "ownerReferences": [{"kind": "ReplicaSet", "name": "iris-abc", "uid": "rs", "controller": True}],
+            "managedFields": [{"manager": "kube-scheduler", "operation": "Update", "fieldsV1": {"f:status": {}}}],
+            **({"deletionTimestamp": status.pop("deleting")} if "deleting" in status else {}),
+        },
+        "spec": {"containers": [{"name": "model-server", "image": "x", "env": [{"name": "A", "value": "1"}] * 20}]},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [{"ready": True}],
+            **status,
+        },
+    }
+
+
+POD_SHAPES = [
+    _full_pod("running", phase="Running", podIP="127.0.0.5"),
+    _full_pod("pending", phase="Pending"),
+    _full_pod("no-ip", phase="Running"),
+    _full_pod("bad-ip", phase="Running", podIP="not-an-ip"),
+    _full_pod("going", phase="Running", podIP="127.0.0.6", deleting="2026-11-28T10:00:00Z"),
+]
+
+
+def test_a_slim_pod_answers_every_question_the_operator_asks_of_a_pod_as_the_full_one_does() -> None:
+    import copy
+
+    from modeldeploy.probing.targets import ProbeSettings, targets_from_pods
+    from modeldeploy.status.compute import HealthReport, for_current_pods
+
+    slim = [slim_pod(copy.deepcopy(p)) for p in POD_SHAPES]
+    settings = ProbeSettings(port=8080, model_name="iris")
+    assert targets_from_pods(slim, settings) == targets_from_pods(POD_SHAPES, settings)
+    report = HealthReport(probed_at="now", replicas=())
+    assert for_current_pods(report, slim) == for_current_pods(report, POD_SHAPES)
+    assert controller_uid(slim[0]) == controller_uid(POD_SHAPES[0]) == "rs"
+    cache = ObjectCache(index_label=LABEL, transform=slim_pod)
+    for pod in copy.deepcopy(POD_SHAPES):
+        cache.apply_event("ADDED", pod)
+    assert names(cache.by_label("ns", "iris")) == sorted(p["metadata"]["name"] for p in POD_SHAPES)
+    stored = cache.get(("ns", "running"))
+    assert stored is not None
+    assert "spec" not in stored
+    assert set(stored["status"]) == {"phase", "podIP"}
+
+
+def test_slim_keeps_of_managed_fields_only_whether_our_apply_owns_the_replica_count() -> None:
+    ours = {
+        "manager": FIELD_MANAGER,
+        "operation": "Apply",
+        "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {}}},
+    }
+    theirs = {"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:spec": {"f:replicas": {}}}}
+    annotations = {"keep": "me", "kubectl.kubernetes.io/last-applied-configuration": "{...}"}
+    deployment = slim(
+        {"metadata": {"name": "d", "managedFields": [theirs, ours], "annotations": dict(annotations)}, "spec": {}}
+    )
+    assert deployment["metadata"]["managedFields"] == [
+        {"manager": FIELD_MANAGER, "operation": "Apply", "fieldsV1": {"f:spec": {"f:replicas": {}}}}
+    ]
+    assert deployment["metadata"]["annotations"] == {"keep": "me"}
+    hpa_owned = slim({"metadata": {"name": "d", "managedFields": [theirs, {**ours, "fieldsV1": {"f:spec": {}}}]}})
+    assert hpa_owned["metadata"]["managedFields"][0]["fieldsV1"] == {}
+    assert "managedFields" not in slim({"metadata": {"name": "d", "managedFields": [theirs]}})["metadata"]
+
+
+def test_stored_objects_share_their_keys() -> None:
+    import json
+
+    text = json.dumps({"metadata": {"name": "a"}, "spec": {"template": {"spec": {"containers": [{"name": "c"}]}}}})
+    one, two = slim(json.loads(text)), slim(json.loads(text))
+    assert one == json.loads(text)
+    key_one = next(k for k in one["spec"]["template"]["spec"] if k == "containers")
+    key_two = next(k for k in two["spec"]["template"]["spec"] if k == "containers")
+    assert key_one is key_two

@@ -12,8 +12,9 @@ not reconciled, nor its children re-applied, after it is gone.
 from __future__ import annotations
 
 import itertools
+import sys
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from modeldeploy.kubeapi import FIELD_MANAGER
@@ -44,7 +45,8 @@ def _revision(obj: Obj) -> int | None:
 class ObjectCache:
     """Latest version of each object of one kind, by (namespace, name)."""
 
-    def __init__(self, index_label: str | None = None) -> None:
+    def __init__(self, index_label: str | None = None, transform: Callable[[Obj], Obj] | None = None) -> None:
+        self._transform = transform or slim
         self._objects: dict[Key, Obj] = {}
         self._touched: dict[Key, int] = {}
         self._clock = itertools.count(1)
@@ -81,7 +83,7 @@ class ObjectCache:
             old, new = _revision(held), _revision(obj)
             if old is not None and new is not None and new < old:
                 return False
-        slim(obj)
+        obj = self._transform(obj)
         self._unindex(key)
         self._objects[key] = obj
         self._touched[key] = next(self._clock)
@@ -139,17 +141,31 @@ def owner_name(obj: Obj, kind: str) -> str | None:
     return None
 
 
-def slim(obj: Obj, field_manager: str = FIELD_MANAGER) -> None:
+REPLICAS_OWNED: Obj = {"f:spec": {"f:replicas": {}}}
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def slim(obj: Obj, field_manager: str = FIELD_MANAGER) -> Obj:
     """Drop what the operator never reads before the object is stored (client-go's transform).
 
-    `managedFields` are a third to half of a Deployment or pod as the apiserver sends it; the
-    only entry the operator reads is its own apply's (who owns `spec.replicas`).
+    `managedFields` are a third to half of a Deployment or pod as the apiserver sends it; all
+    the operator reads of them is whether its own apply owns `spec.replicas`. kubectl's
+    client-side apply keeps a second copy of the whole object in an annotation.
     """
     metadata = obj.get("metadata")
-    if not isinstance(metadata, dict) or "managedFields" not in metadata:
-        return
+    if not isinstance(metadata, dict):
+        return interned(obj)  # type: ignore[no-any-return]
+    annotations = metadata.get("annotations")
+    if isinstance(annotations, dict) and LAST_APPLIED in annotations:
+        del annotations[LAST_APPLIED]
+    if "managedFields" not in metadata:
+        return interned(obj)  # type: ignore[no-any-return]
     ours = [
-        entry
+        {
+            "manager": field_manager,
+            "operation": "Apply",
+            "fieldsV1": REPLICAS_OWNED if "f:replicas" in (entry.get("fieldsV1") or {}).get("f:spec", {}) else {},
+        }
         for entry in metadata.get("managedFields") or []
         if entry.get("manager") == field_manager and entry.get("operation") == "Apply"
     ]
@@ -157,3 +173,36 @@ def slim(obj: Obj, field_manager: str = FIELD_MANAGER) -> None:
         metadata["managedFields"] = ours
     else:
         del metadata["managedFields"]
+    return interned(obj)  # type: ignore[no-any-return]
+
+
+def interned(value: Any) -> Any:
+    """The same JSON value, its keys shared with every other stored object.
+
+    Each parsed object carries its own copy of every key ("metadata", "name", ...): about a
+    third of a cached Deployment's memory, gone for about 80 microseconds per event.
+    """
+    if isinstance(value, dict):
+        return {sys.intern(k): interned(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interned(v) for v in value]
+    return value
+
+
+POD_METADATA = ("name", "namespace", "uid", "resourceVersion", "labels", "deletionTimestamp", "ownerReferences")
+POD_STATUS = ("phase", "podIP")
+
+
+def slim_pod(obj: Obj) -> Obj:
+    """A pod as the operator reads it: who it is, whether it is going, its phase and IP.
+
+    At a thousand models the pods were the largest thing the operator held (17 KiB each as
+    parsed JSON, spec and status in full), for four fields it reads.
+    """
+    metadata = obj.get("metadata") or {}
+    status = obj.get("status") or {}
+    slimmed = {
+        "metadata": {k: metadata[k] for k in POD_METADATA if k in metadata},
+        "status": {k: status[k] for k in POD_STATUS if k in status},
+    }
+    return interned(slimmed)  # type: ignore[no-any-return]

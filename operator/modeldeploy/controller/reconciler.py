@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from modeldeploy import kubeapi, metrics
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
-from modeldeploy.controller.cache import Key, ObjectCache, controller_uid
+from modeldeploy.controller.cache import Key, ObjectCache, controller_uid, slim_pod
 from modeldeploy.controller.events import EventRecorder
 from modeldeploy.reconcile.compare import contains
 from modeldeploy.reconcile.limits import (
@@ -73,7 +73,7 @@ class ControllerState:
     deployments: ObjectCache = field(default_factory=ObjectCache)
     services: ObjectCache = field(default_factory=ObjectCache)
     hpas: ObjectCache = field(default_factory=ObjectCache)
-    pods: ObjectCache = field(default_factory=lambda: ObjectCache(index_label=lbl.NAME_LABEL))
+    pods: ObjectCache = field(default_factory=lambda: ObjectCache(index_label=lbl.NAME_LABEL, transform=slim_pod))
     health: dict[Key, status_compute.HealthReport] = field(default_factory=dict)
     data_drift: dict[Key, status_compute.DataDriftReport] = field(default_factory=dict)
     config_drift: dict[Key, ConfigDriftRecord] = field(default_factory=dict)
