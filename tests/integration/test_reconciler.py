@@ -372,6 +372,11 @@ def test_missing_pull_secret_stalls_without_a_retry_storm(kubectl: Kubectl, oper
         "--docker-password=p",
     )
     wait_for(lambda: ready(kubectl), timeout=RESYNC_SECONDS + 30, what="recovery once the secret exists")
+    time.sleep(2)  # the status write for Ready, and whatever follows it
+    secret_reads = api_requests(operator).get(("GET", "secrets", "200"), 0)
+    time.sleep(2 * RESYNC_SECONDS)
+    # converged: resyncs look at the cache only (they once read every pull secret, every period)
+    assert api_requests(operator).get(("GET", "secrets", "200"), 0) == secret_reads
 
 
 def test_name_clash_with_an_object_we_do_not_own_stalls_and_leaves_it_alone(kubectl: Kubectl) -> None:

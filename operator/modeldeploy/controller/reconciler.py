@@ -245,12 +245,14 @@ class Reconciler:
             spec = ModelDeploymentSpec.model_validate(body.get("spec", {}))
             if self.probes is not None:
                 self.probes.ensure(key, spec)
-            await self._check_pull_secrets(owner, spec)
             desired = render_children(owner, spec)
             lives = [self._live_child(owner, child) for child in desired.all()]
             stale = [
                 (c, live) for c, live in zip(desired.all(), lives, strict=True) if live is None or not contains(live, c)
             ]
+            if stale or not _converged_before(body):
+                # only on the way to an apply: a GET per pull secret on every resync was N reads per period
+                await self._check_pull_secrets(owner, spec)
             hold = self._holds.get(key)
             if stale and hold is not None and hold[0] == metadata.get("generation") and time.monotonic() < hold[1]:
                 outcome.problem = hold[2]  # the same spec would fail the same way: wait out the backoff
