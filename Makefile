@@ -53,6 +53,25 @@ bench: $(STAMP) binaries
 	MODELDEPLOY_SANDBOX_NET=$${MODELDEPLOY_SANDBOX_NET:-41} \
 	$(BIN)/python benchmarks/scale_benchmark.py --json $(BENCH_JSON) $(BENCH_ARGS)
 
+# The operator image without Docker (see README.md): a Python base image made from Debian packages
+# with debootstrap (cached), then operator/Dockerfile built by buildah on it. Needs buildah,
+# podman, runc and debootstrap from Debian. Not part of `make test`; .ci/run runs image-test after it.
+IMAGE ?= localhost/modeldeploy:dev
+# crun 1.8 (Debian 12) refuses a hybrid cgroup v1/v2 hierarchy, which runc runs on.
+OCI_RUNTIME ?= runc
+.PHONY: image image-test
+image:
+	bash image/build.sh $(IMAGE)
+
+# Runs the built image as the operator (podman, read-only root, UID 10001, the chart's RBAC) against
+# its own sandbox unless MODELDEPLOY_SANDBOX_DIR / MODELDEPLOY_SANDBOX_NET say otherwise.
+image-test: $(STAMP) image
+	$(BIN)/modeldeploy sandbox build
+	MODELDEPLOY_IMAGE=$(IMAGE) MODELDEPLOY_OCI_RUNTIME=$(OCI_RUNTIME) \
+	MODELDEPLOY_SANDBOX_DIR=$${MODELDEPLOY_SANDBOX_DIR:-/tmp/modeldeploy-image-sandbox} \
+	MODELDEPLOY_SANDBOX_NET=$${MODELDEPLOY_SANDBOX_NET:-77} \
+	$(BIN)/pytest tests/image -q
+
 generate: $(STAMP)
 	$(BIN)/python -m modeldeploy.crdgen
 
