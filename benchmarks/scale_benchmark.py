@@ -581,8 +581,12 @@ def ensure_nodes(sandbox: Sandbox, pods: int) -> int:
     while time.monotonic() < deadline:
         nodes = json.loads(sandbox.kubectl("get", "nodes", "-o", "json").stdout)["items"]
         ready = [
-            n for n in nodes if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])
-        ]
+            n
+            for n in nodes
+            if any(
+                c["type"] == "Ready" and c["status"] == "True" for c in (n.get("status") or {}).get("conditions") or []
+            )
+        ]  # a node kwok has not taken up yet has no conditions
         if len(ready) >= wanted:
             return len(ready)
         time.sleep(1)
