@@ -1,11 +1,12 @@
 """The built image (`make image`) runs as the operator and takes a ModelDeployment to Ready.
 
 The chart is installed (namespaced RBAC for one watched namespace, without its CRD: the shared
-one is the `crd` fixture's); the image then runs under podman exactly as the chart's pod is
+one is the `crd` fixture's); the image then runs under podman the way the chart's pod is
 specified (UID 10001, read-only root filesystem, /tmp the only writable path, no capabilities)
 with a token of the chart's ServiceAccount. A ModelDeployment must reach Ready=True with its
-replicas probed through the replica farm, every write to its children must come from that
-ServiceAccount, and the operator's log must show no refused request.
+replicas probed through the replica farm, every write the operator made (applies of the
+children, status patches; the apiserver's audit log) must carry that ServiceAccount, and the
+operator's log must show no refused request.
 """
 
 from __future__ import annotations
