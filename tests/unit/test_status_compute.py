@@ -362,7 +362,11 @@ CASES: dict[str, Case] = {
         {"ModelHealthy": "iris-new"},
     ),
     "autoscaled: the Deployment's own count is the target": Case(
-        observation(desired_replicas=None, deployment=deployment(want=3, replicas=3, updated=3, ready=3, available=3)),
+        observation(
+            desired_replicas=None,
+            deployment=deployment(want=3, replicas=3, updated=3, ready=3, available=3),
+            health=health(replica("iris-a"), replica("iris-b"), replica("iris-c")),
+        ),
         {"Ready": ("True", "Ready"), "Reconciling": ("False", "Converged")},
         {"Reconciling": "3/3 replicas available"},
     ),
@@ -765,3 +769,17 @@ def test_a_replica_count_the_hpa_will_not_follow_is_said_on_ready() -> None:
     assert "autoscaling.minReplicas/maxReplicas" in ready["message"]
     plain = conditions(compute_status(observation(desired_replicas=None), now=NOW))["Ready"]
     assert "ignored" not in plain["message"]
+
+
+def test_not_ready_while_the_deployment_counts_more_ready_pods_than_were_probed() -> None:
+    """The Deployment's count can run ahead of the pod cache: a pod it calls ready, still Pending
+    to the operator, was never probed, and Ready once turned True with 1 of 2 replicas probed."""
+    status = compute_status(observation(health=health(replica("iris-a"), unprobed=(("iris-b", "Pending"),))), now=NOW)
+    assert triple(status, "ModelHealthy") == ("Unknown", "AwaitingProbe")
+    assert "1 of 2 ready replicas probed" in conditions(status)["ModelHealthy"]["message"]
+    assert triple(status, "Ready") == ("False", "AwaitingProbe")
+    both = compute_status(observation(), now=NOW)
+    assert triple(both, "Ready") == ("True", "Ready")
+    # mid-rollout the rollout decides Ready; a probed subset does not turn ModelHealthy for nothing
+    rolling = observation(deployment=deployment(updated=1), health=health(replica("iris-a")))
+    assert triple(compute_status(rolling, now=NOW), "ModelHealthy") == ("True", "AllReplicasHealthy")

@@ -193,6 +193,10 @@ def _health_conditions(obs: Observation, rollout: Rollout) -> tuple[Condition, l
         if rollout.replicas == 0:
             return Condition(MODEL_HEALTHY, "True", "NoReplicas", "scaled to zero replicas"), mismatched
         return Condition(MODEL_HEALTHY, "Unknown", "AwaitingReplicas", "no replica is running yet"), mismatched
+    if not unhealthy and rollout.complete and len(replicas) < rollout.ready:
+        # the Deployment counts a ready pod the pod cache has not seen Running yet: not judged
+        waiting = f"{len(replicas)} of {rollout.ready} ready replicas probed; the rest are not probed yet"
+        return Condition(MODEL_HEALTHY, "Unknown", "AwaitingProbe", waiting), mismatched
     if not unhealthy:
         return Condition(
             MODEL_HEALTHY, "True", "AllReplicasHealthy", f"{len(replicas)}/{len(replicas)} replicas healthy"
