@@ -1,7 +1,8 @@
 """The image the chart runs (operator/Dockerfile, .dockerignore) and the kind cluster config.
 
-No Docker engine here: the Dockerfile is parsed, and what the chart relies on (numeric non-root
-USER, the entrypoint, nothing written outside /tmp) is checked against the chart's values.
+What the chart relies on (numeric non-root USER, the entrypoint, nothing written outside /tmp)
+is checked against the chart's values by parsing the Dockerfile, in seconds; `make image-test`
+(tests/image) builds the image and runs it as the operator.
 """
 
 from __future__ import annotations
