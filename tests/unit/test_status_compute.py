@@ -352,6 +352,14 @@ CASES: dict[str, Case] = {
             "Drifted": ("False", "NoDrift"),
         },
     ),
+    "new, the Deployment controller has not acted yet: not 'scaled to zero'": Case(
+        observation(
+            desired_replicas=1,
+            deployment=deployment(want=1, observed=None, replicas=0, updated=0, ready=0, available=0),
+            health=health(),
+        ),
+        {"Ready": ("False", "RollingOut"), "ModelHealthy": ("Unknown", "AwaitingReplicas")},
+    ),
     "replicas exist but none probed yet": Case(
         observation(health=health()),
         {"Ready": ("False", "AwaitingReplicas"), "ModelHealthy": ("Unknown", "AwaitingReplicas")},

@@ -190,7 +190,7 @@ def _health_conditions(obs: Observation, rollout: Rollout) -> tuple[Condition, l
         waiting = f"{len(obs.health.pending)} new replica(s) not yet healthy or not yet probed: {pods}"
         return Condition(MODEL_HEALTHY, "Unknown", "AwaitingProbe", waiting), mismatched
     if not replicas:
-        if rollout.replicas == 0:
+        if rollout.replicas == 0 and rollout.complete:  # not before the Deployment controller acted
             return Condition(MODEL_HEALTHY, "True", "NoReplicas", "scaled to zero replicas"), mismatched
         return Condition(MODEL_HEALTHY, "Unknown", "AwaitingReplicas", "no replica is running yet"), mismatched
     if not unhealthy and rollout.complete and len(replicas) < rollout.ready:
