@@ -127,19 +127,39 @@ def _ssl_context(configuration: k8s_client.Configuration) -> ssl.SSLContext | bo
 class KubeClient:
     """Async access to the few API operations the operator needs."""
 
-    def __init__(self, configuration: k8s_client.Configuration, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, configuration: k8s_client.Configuration, *, timeout: float = 30.0, max_requests: int = 20
+    ) -> None:
+        """`max_requests`: requests in flight at once; watches do not count against it.
+
+        A watch holds its connection for minutes. Sharing one pool of 20 with requests, four
+        watched namespaces (five watches each) took every connection: requests and the other
+        watches waited for the pool until they timed out, and nothing was reconciled again.
+        """
         self.configuration = configuration
+        verify, auth = _ssl_context(configuration), _KubeAuth(configuration)
+        headers = {"User-Agent": "modeldeploy-operator"}
         self._http = httpx.AsyncClient(
             base_url=configuration.host,
-            verify=_ssl_context(configuration),
-            auth=_KubeAuth(configuration),
+            verify=verify,
+            auth=auth,
             timeout=timeout,
-            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
-            headers={"User-Agent": "modeldeploy-operator"},
+            limits=httpx.Limits(max_connections=max_requests, max_keepalive_connections=max_requests),
+            headers=headers,
+        )
+        # one connection per watch, as many as there are watches
+        self._streams = httpx.AsyncClient(
+            base_url=configuration.host,
+            verify=verify,
+            auth=auth,
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
+            headers=headers,
         )
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._streams.aclose()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         verb, resource = request_kind(method, path, (kwargs.get("headers") or {}).get("Content-Type", ""))
@@ -209,7 +229,7 @@ class KubeClient:
             params["labelSelector"] = label_selector
         timeout = httpx.Timeout(10.0, read=timeout_seconds + 30.0)
         metrics.API_REQUESTS.labels(verb="WATCH", resource=kind.plural, code="").inc()
-        async with self._http.stream("GET", kind.path(namespace), params=params, timeout=timeout) as response:
+        async with self._streams.stream("GET", kind.path(namespace), params=params, timeout=timeout) as response:
             if response.status_code >= 400:
                 body = (await response.aread()).decode(errors="replace")
                 raise _api_error(response, body)
@@ -333,7 +353,7 @@ class KubeClient:
 
     async def stream_lines(self, path: str, params: Mapping[str, str]) -> AsyncIterator[Obj]:
         """A watch stream, one decoded event per line (used by the replica farm)."""
-        async with self._http.stream("GET", path, params=dict(params), timeout=None) as response:
+        async with self._streams.stream("GET", path, params=dict(params), timeout=None) as response:
             if response.status_code >= 400:
                 raise ApiError(response.status_code, response.reason_phrase, (await response.aread()).decode()[:500])
             async for line in json_lines(response.aiter_bytes()):

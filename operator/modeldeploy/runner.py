@@ -55,7 +55,8 @@ def lease_settings(settings: OperatorSettings) -> LeaseSettings:
 async def serve(settings: OperatorSettings, *, stop_flag: asyncio.Event | None = None) -> bool:
     """Run until stopped; False when the process stopped because it lost its Lease."""
     configuration = kubeapi.load_configuration(settings.kubeconfig, settings.context)
-    api = kubeapi.KubeClient(configuration)
+    # each reconcile applies its children side by side: room for all of them, an Event and the Lease
+    api = kubeapi.KubeClient(configuration, max_requests=max(20, 4 * settings.workers))
     controller = Controller(api, settings)
     registry = kopf.OperatorRegistry()
     stop = stop_flag or asyncio.Event()
