@@ -215,6 +215,10 @@ def test_the_first_rollout_of_a_new_object_is_routine_a_later_one_or_a_recovery_
     ready = status(Ready=("True", "Ready", "1 ready"))
     assert transition_events(rolling, ready, created=True) == []
     assert transition_events({}, ready, created=True) == []
+    # the way to a first Ready passes through waiting for replicas and their first probe: routine
+    # too (a thousand new models once posted 260 Normal/Ready Events nobody reads)
+    for reason in ("AwaitingReplicas", "AwaitingProbe"):
+        assert transition_events(status(Ready=("False", reason)), ready, created=True) == []
     assert transition_events(rolling, ready) == [("Normal", "Ready", "1 ready")]  # a spec change rolled out
     unavailable = status(Ready=("False", "DeploymentUnavailable"))
     assert transition_events(unavailable, ready, created=True) == [("Normal", "Ready", "1 ready")]

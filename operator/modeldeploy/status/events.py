@@ -15,6 +15,10 @@ def _state(status: Mapping[str, Any], type_: str) -> tuple[str | None, str, str]
     return condition.get("status"), str(condition.get("reason", "")), str(condition.get("message", ""))
 
 
+# Ready=False reasons of an object on its way to its first Ready (none means it was Ready once)
+ON_THE_WAY = ("", "RollingOut", "AwaitingReplicas", "AwaitingProbe")
+
+
 def transition_events(old: Mapping[str, Any], new: Mapping[str, Any], *, created: bool = False) -> list[EventSpec]:
     """Events for what changed between two statuses.
 
@@ -43,7 +47,7 @@ def transition_events(old: Mapping[str, Any], new: Mapping[str, Any], *, created
 
     before, before_reason, _ = _state(old, "Ready")
     after, _, message = _state(new, "Ready")
-    first_rollout = created and before_reason in ("", "RollingOut")
+    first_rollout = created and before_reason in ON_THE_WAY
     if after == "True" and before != "True" and not first_rollout:
         events.append(("Normal", "Ready", message))
     return events
