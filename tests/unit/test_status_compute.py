@@ -713,6 +713,11 @@ def _conditions(generation: int, *states: tuple[str, str, str, str]) -> dict[str
             _conditions(1, ("Ready", "False", "AwaitingProbe", "x"), ("Reconciling", "False", "Complete", "")),
             True,
         ),
+        (  # the first probe answering before the Deployment's status caught up: on the way to Ready
+            _conditions(1, ("Ready", "False", "RollingOut", "x"), ("ModelHealthy", "Unknown", "AwaitingProbe", "")),
+            _conditions(1, ("Ready", "False", "RollingOut", "x"), ("ModelHealthy", "True", "AllReplicasHealthy", "")),
+            True,
+        ),
         (  # the model turning unhealthy while Ready is already False: news (a Warning goes with it)
             _conditions(1, ("Ready", "False", "RollingOut", "x"), ("ModelHealthy", "Unknown", "AwaitingProbe", "")),
             _conditions(1, ("Ready", "False", "RollingOut", "x"), ("ModelHealthy", "False", "ReplicasUnhealthy", "")),

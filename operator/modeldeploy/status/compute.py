@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from modeldeploy.status.conditions import Condition, merge
+from modeldeploy.status.events import transition_events
 
 READY, RECONCILING, STALLED, AVAILABLE, MODEL_HEALTHY, DRIFTED = (
     "Ready",
@@ -415,19 +416,20 @@ def can_be_folded(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """Whether `new` may wait a moment, to be folded into the next status write.
 
     What tools and people wait on must not wait: a newly observed generation, Ready or Stalled
-    turning (kstatus, Argo CD, `kubectl wait`), ModelHealthy or Drifted turning (alerts, and
-    the Events a write emits). The rest is the way there (a rollout's counts, Reconciling and
-    Available on the way to Ready, replica detail, messages); written as each pod moved it
-    cost a write per pod, when a user and kstatus see the same end state.
+    turning (kstatus, Argo CD, `kubectl wait`), and whatever a person hears of (the Events a
+    write posts: a replica unhealthy or recovered, drift found or cleared). The rest is the way
+    there (a rollout's counts, Reconciling and Available on the way to Ready, the first probe
+    answering before the Deployment's status caught up, replica detail, messages); written as
+    each step came it cost a write per step, when a user and kstatus see the same end state.
     """
     if not old or old.get("observedGeneration") != new.get("observedGeneration"):
         return False
 
     def turning(status: Mapping[str, Any]) -> dict[Any, Any]:
-        watched = (READY, STALLED, MODEL_HEALTHY, DRIFTED)
+        watched = (READY, STALLED)
         return {c.get("type"): c.get("status") for c in status.get("conditions") or [] if c.get("type") in watched}
 
-    return turning(old) == turning(new)
+    return turning(old) == turning(new) and not transition_events(old, new)
 
 
 def for_current_pods(report: HealthReport, pods: Iterable[Mapping[str, Any]]) -> HealthReport:
