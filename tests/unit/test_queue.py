@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from modeldeploy.controller.queue import WorkQueue
+from modeldeploy.controller.queue import BACKGROUND, WorkQueue
 
 TIMEOUT = 2.0
 
@@ -390,6 +390,27 @@ async def test_urgent_keys_are_taken_before_waiting_ones_and_promote_a_waiting_k
     queue.add("new-3")  # and a resync does not demote it
     taken = [await queue.get() for _ in range(4)]
     assert taken == ["finishing", "new-3", "new-1", "new-2"]
+    assert queue.depth == 0
+
+
+async def test_a_resync_waits_behind_new_work_and_never_demotes_a_key() -> None:
+    """A resync queues every object at once; at a thousand they once held every new object back."""
+    queue: WorkQueue[str] = WorkQueue()
+    for key in ("old-1", "old-2", "new-1"):
+        queue.add(key, lane=BACKGROUND)  # the resync
+    queue.add("new-1")  # its spec changed: promoted out of the resync
+    queue.add("new-2")
+    queue.add("finishing", urgent=True)
+    queue.add("finishing", lane=BACKGROUND)
+    taken = [await queue.get() for _ in range(5)]
+    assert taken == ["finishing", "new-1", "new-2", "old-1", "old-2"]
+    queue.add("x", lane=BACKGROUND)
+    assert await queue.get() == "x"
+    queue.add("x", lane=BACKGROUND)  # while processed: a resync
+    queue.add("x")  # and a spec change
+    queue.add("y", lane=BACKGROUND)
+    queue.done("x")
+    assert [await queue.get() for _ in range(2)] == ["x", "y"]
     assert queue.depth == 0
 
 

@@ -12,7 +12,7 @@ from modeldeploy import kubeapi, metrics
 from modeldeploy.controller.cache import Key, key_of, owner_name
 from modeldeploy.controller.informer import Informer
 from modeldeploy.controller.probes import ProbeManager
-from modeldeploy.controller.queue import WorkQueue
+from modeldeploy.controller.queue import BACKGROUND, WorkQueue
 from modeldeploy.controller.reconciler import ControllerState, Reconciler
 from modeldeploy.probing.prober import Prober
 from modeldeploy.render.labels import MANAGED_BY, MANAGER, NAME_LABEL
@@ -118,7 +118,7 @@ class Controller:
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
             for key in self.state.models.known_keys():
-                self.queue.add(key)
+                self.queue.add(key, lane=BACKGROUND)
 
     def start_watching(self) -> None:
         """Fill the caches; every replica does this, so a standby that takes over is warm."""

@@ -5,10 +5,12 @@ a key is queued at most once however many events arrive; a key is never processe
 workers at once; a key added while it is being processed is processed again afterwards;
 failures are retried with exponential backoff per key.
 
-Two lanes: `urgent` keys (an object's children or probe verdict changed: work that finishes
-an object) are taken before the others (a new or changed spec, a resync). At a thousand new
-objects, finishing the ones under way before starting more is what keeps each object's
-time to Ready near its own work, not behind everyone's first reconcile.
+Three lanes, each taken only when the ones before it are empty: `URGENT` keys (an object's
+children or probe verdict changed: work that finishes an object), then `NORMAL` (a new or
+changed spec, a retry), then `BACKGROUND` (a periodic resync of everything). At a thousand new
+objects, finishing the ones under way before starting more is what keeps each object's time
+to Ready near its own work, not behind everyone's first reconcile; and a resync that queued
+all thousand converged objects at once held every new object back behind them.
 """
 
 from __future__ import annotations
@@ -24,16 +26,16 @@ from typing import Generic, TypeVar
 K = TypeVar("K", bound=Hashable)
 log = logging.getLogger("modeldeploy.queue")
 MAX_EXPONENT = 30  # 2**30 times any base delay is far past any cap; beyond it floats overflow
+URGENT, NORMAL, BACKGROUND = 0, 1, 2
 
 
 class WorkQueue(Generic[K]):
     def __init__(self, *, base_delay: float = 0.5, max_delay: float = 120.0) -> None:
-        self._lanes: tuple[deque[K], deque[K]] = (deque(), deque())  # urgent, normal
+        self._lanes: tuple[deque[K], ...] = (deque(), deque(), deque())  # by URGENT, NORMAL, BACKGROUND
         self._available = asyncio.Semaphore(0)  # one token per queued key
-        self._queued: set[K] = set()
+        self._queued: dict[K, int] = {}  # key -> its lane
         self._processing: set[K] = set()
-        self._dirty: set[K] = set()
-        self._dirty_urgent: set[K] = set()
+        self._dirty: dict[K, int] = {}  # added while processing -> the most pressing lane asked for
         self._failures: dict[K, int] = {}
         self._timers: dict[K, asyncio.TimerHandle] = {}
         self._base_delay = base_delay
@@ -51,19 +53,20 @@ class WorkQueue(Generic[K]):
     def in_flight(self) -> int:
         return len(self._processing)
 
-    def add(self, key: K, *, urgent: bool = False) -> None:
+    def add(self, key: K, *, urgent: bool = False, lane: int | None = None) -> None:
+        lane = (URGENT if urgent else NORMAL) if lane is None else lane
         if key in self._processing:
-            self._dirty.add(key)
-            if urgent:
-                self._dirty_urgent.add(key)
+            self._dirty[key] = min(lane, self._dirty.get(key, lane))
             return
-        if key in self._queued:
-            if urgent and key in self._lanes[1]:  # promoted: it waited in the normal lane
-                self._lanes[1].remove(key)
-                self._lanes[0].append(key)
+        queued = self._queued.get(key)
+        if queued is not None:
+            if lane < queued:  # promoted: it waited in a less pressing lane
+                self._lanes[queued].remove(key)
+                self._lanes[lane].append(key)
+                self._queued[key] = lane
             return
-        self._queued.add(key)
-        self._lanes[0 if urgent else 1].append(key)
+        self._queued[key] = lane
+        self._lanes[lane].append(key)
         self._available.release()
 
     def add_after(self, key: K, delay: float) -> None:
@@ -94,19 +97,16 @@ class WorkQueue(Generic[K]):
 
     async def get(self) -> K:
         await self._available.acquire()
-        urgent, normal = self._lanes
-        key = urgent.popleft() if urgent else normal.popleft()
-        self._queued.discard(key)
+        key = next(lane for lane in self._lanes if lane).popleft()
+        del self._queued[key]
         self._processing.add(key)
         return key
 
     def done(self, key: K) -> None:
         self._processing.discard(key)
-        if key in self._dirty:
-            self._dirty.discard(key)
-            urgent = key in self._dirty_urgent
-            self._dirty_urgent.discard(key)
-            self.add(key, urgent=urgent)
+        lane = self._dirty.pop(key, None)
+        if lane is not None:
+            self.add(key, lane=lane)
 
     def failures(self, key: K) -> int:
         return self._failures.get(key, 0)
