@@ -90,8 +90,9 @@ async def test_one_hanging_among_twenty_healthy_costs_one_timeout(farm: MultiRep
     assert elapsed < TIMEOUT + 1.5
     assert results[0].error == "timeout after 1s on /v2/health/live"
     assert all(r.healthy and r.metrics_error is None for r in results[1:])
-    # a healthy replica is not held up by the hanging one
-    assert max(r.latency_ms for r in results[1:]) < TIMEOUT * 1000
+    # a healthy replica is not held up by the hanging one: each is done before the hanging one
+    # times out (compared with it, not with a wall-clock figure: a loaded machine slows both)
+    assert max(r.latency_ms for r in results[1:]) < results[0].latency_ms
 
 
 async def test_removed_replica_refuses_and_fault_changes_apply_at_once(farm: MultiReplicaServer) -> None:
