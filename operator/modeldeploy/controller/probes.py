@@ -128,6 +128,11 @@ class ProbeManager:
         self.state.health.pop(key, None)
         self.state.data_drift.pop(key, None)
 
+    def running(self, key: Key) -> bool:
+        """Whether `key` has a live probe loop (False also when probing is off: nothing to restart)."""
+        loop = self.loops.get(key)
+        return loop is not None and loop.task is not None and not loop.task.done()
+
     def poke_pods_of(self, namespace: str, child: str | None) -> None:
         """The pods of `child` changed: probe them soon (at most once a second)."""
         key = self._by_child.get((namespace, child or ""))

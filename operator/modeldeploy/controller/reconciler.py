@@ -153,6 +153,7 @@ class Reconciler:
         # resyncs and pod events must not turn the backoff back into an apply every few seconds.
         self._holds: dict[Key, tuple[int, float, status_compute.Problem]] = {}
         self._status_written_at: dict[Key, float] = {}  # monotonic time of each object's last status write
+        self._settled: dict[Key, tuple[Any, ...]] = {}  # what an object's last no-op reconcile was computed from
 
     async def reconcile(self, key: Key) -> float | None:
         """Converge one ModelDeployment; returns when to look again, if before the next event."""
@@ -163,6 +164,11 @@ class Reconciler:
         if self._terminating.get(key[0], 0.0) > time.monotonic():
             metrics.RECONCILES.labels(result="skipped").inc()
             return None  # its namespace is being deleted: every child deletion would wake us for nothing
+        inputs = self._inputs(key, body)
+        if self._settled.get(key) == inputs:
+            metrics.RECONCILES.labels(result="unchanged").inc()
+            return None
+        self._settled.pop(key, None)
         started = time.perf_counter()
         result = "error"
         try:
@@ -194,10 +200,37 @@ class Reconciler:
                 result = "skipped"
                 return None
             _log_writes(key, body, outcome, wrote_status)
+            if result == "unchanged" and wrote_status is None and outcome.retry_in is None:
+                self._settled[key] = inputs
             return outcome.retry_in
         finally:
             metrics.RECONCILES.labels(result=result).inc()
             metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+
+    def _inputs(self, key: Key, body: Obj) -> tuple[Any, ...]:
+        """Everything a reconcile of `key` reads, by version: equal inputs give the same outcome.
+
+        A periodic resync reconciles every object; at a thousand converged ones, each every 10 s,
+        recomputing what nothing had changed was most of the operator's CPU. Objects compare by
+        resourceVersion, probe reports by identity (a round stores a new one), and a probe loop
+        that has ended makes the inputs new, so the reconcile that restarts it runs.
+        """
+        namespace, name = key[0], child_name(key[1])
+
+        def version(obj: Obj | None) -> object:
+            return None if obj is None else obj["metadata"].get("resourceVersion")
+
+        probes_alive = self.probes is None or self.probes.running(key)
+        return (
+            version(body),
+            version(self.state.deployments.get((namespace, name))),
+            version(self.state.services.get((namespace, name))),
+            version(self.state.hpas.get((namespace, name))),
+            tuple(version(pod) for pod in self.state.pods.by_label(namespace, name)),
+            _Same(self.state.health.get(key)),
+            _Same(self.state.data_drift.get(key)),
+            probes_alive,
+        )
 
     def _forget(self, key: Key) -> None:
         if self.probes is not None:
@@ -208,6 +241,7 @@ class Reconciler:
         self._failures.pop(key, None)
         self._holds.pop(key, None)
         self._status_written_at.pop(key, None)
+        self._settled.pop(key, None)
         metrics.forget_model(*key)
 
     def _spend(self, key: Key, writes: int = 1) -> None:
@@ -492,6 +526,21 @@ class Reconciler:
         for type_, reason, message in transition_events(old, new, created=created):
             await self._event(body, type_, reason, message)
         return new
+
+
+class _Same:
+    """Equal only to a wrapper of the very same object (ids alone can be reused after a free)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.value is self.value
+
+    def __hash__(self) -> int:
+        return id(self.value)
 
 
 def _log_writes(key: Key, body: Obj, outcome: Outcome, status: dict[str, Any] | None) -> None:
