@@ -16,7 +16,7 @@ class OperatorSettings(BaseSettings):
     )
     kubeconfig: str | None = Field(default=None, description="Kubeconfig path; in-cluster config when unset.")
     context: str | None = Field(default=None, description="Kubeconfig context; its current context when unset.")
-    workers: int = Field(default=4, ge=1, description="Concurrent reconciles.")
+    workers: int = Field(default=16, ge=1, description="Concurrent reconciles.")
     resync_seconds: float = Field(default=300.0, gt=0, description="Every ModelDeployment is reconciled this often.")
     metrics_port: int = Field(default=9090, ge=0, description="Prometheus metrics port; 0 disables.")
     metrics_host: str = Field(default="0.0.0.0", description="Address the metrics server listens on.")

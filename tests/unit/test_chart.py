@@ -250,7 +250,7 @@ def test_every_env_var_is_an_operator_setting_and_parses(monkeypatch: pytest.Mon
     settings = OperatorSettings()
     assert settings.verify_pull_secrets is True
     assert settings.resync_seconds == 12.5
-    assert settings.workers == 4
+    assert settings.workers == 16
     assert settings.max_inflight_probes == 256
 
 
