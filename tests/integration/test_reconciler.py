@@ -70,11 +70,11 @@ def test_a_new_model_costs_two_applies_and_its_status_writes(kubectl: Kubectl, o
     assert spent.get(("APPLY", "services", "201")) == 1
     assert not any(verb == "GET" for verb, _, _ in spent), spent
     assert ("POST", "events", "201") not in spent, spent
-    # Status: the first observation and Ready; rollout steps between them are folded when they come
-    # within a second of the last write. On a loaded machine the rollout can straddle that window
-    # (one more write was seen): the average at scale is measured by benchmarks/scale_benchmark.py.
-    assert spent.get(("PATCH", "modeldeployments/status", "200"), 0) <= 3, spent
-    assert sum(spent.values()) <= 5, spent
+    # Status: the generation observed, then Ready; the steps between them (rollout counts, the first
+    # probe answering before the Deployment's status caught up) fold into the Ready write, unless
+    # Ready takes over 10 s. The average at scale: benchmarks/scale_benchmark.py (BENCHMARKS.md).
+    assert spent.get(("PATCH", "modeldeployments/status", "200"), 0) == 2, spent
+    assert sum(spent.values()) == 4, spent
 
 
 def test_create_makes_owned_children_and_becomes_ready(kubectl: Kubectl) -> None:
