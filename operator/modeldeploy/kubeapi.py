@@ -138,24 +138,19 @@ class KubeClient:
         """
         self.configuration = configuration
         verify, auth = _ssl_context(configuration), _KubeAuth(configuration)
-        headers = {"User-Agent": "modeldeploy-operator"}
-        self._http = httpx.AsyncClient(
-            base_url=configuration.host,
-            verify=verify,
-            auth=auth,
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=max_requests, max_keepalive_connections=max_requests),
-            headers=headers,
-        )
-        # one connection per watch, as many as there are watches
-        self._streams = httpx.AsyncClient(
-            base_url=configuration.host,
-            verify=verify,
-            auth=auth,
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
-            headers=headers,
-        )
+
+        def client(connections: int | None) -> httpx.AsyncClient:
+            return httpx.AsyncClient(
+                base_url=configuration.host,
+                verify=verify,
+                auth=auth,
+                timeout=timeout,
+                limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+                headers={"User-Agent": "modeldeploy-operator"},
+            )
+
+        self._http = client(max_requests)
+        self._streams = client(None)  # one connection per watch, as many as there are watches
 
     async def aclose(self) -> None:
         await self._http.aclose()
