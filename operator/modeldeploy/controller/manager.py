@@ -13,7 +13,8 @@ from modeldeploy.controller.cache import Key, key_of, owner_name
 from modeldeploy.controller.informer import Informer
 from modeldeploy.controller.probes import ProbeManager
 from modeldeploy.controller.queue import BACKGROUND, WorkQueue
-from modeldeploy.controller.reconciler import ControllerState, Reconciler
+from modeldeploy.controller.reconciler import Reconciler
+from modeldeploy.controller.state import ControllerState
 from modeldeploy.probing.prober import Prober
 from modeldeploy.render.labels import MANAGED_BY, MANAGER, NAME_LABEL
 from modeldeploy.settings import OperatorSettings

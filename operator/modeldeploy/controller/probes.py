@@ -22,7 +22,7 @@ from typing import Any
 from modeldeploy import metrics
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
 from modeldeploy.controller.cache import Key
-from modeldeploy.controller.reconciler import ControllerState
+from modeldeploy.controller.state import ControllerState
 from modeldeploy.drift.evaluate import Baseline, evaluate
 from modeldeploy.drift.histograms import HistogramError, rebucket
 from modeldeploy.drift.window import SlidingWindow

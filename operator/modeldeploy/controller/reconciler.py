@@ -12,14 +12,15 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from modeldeploy import kubeapi, metrics
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
-from modeldeploy.controller.cache import Key, ObjectCache, controller_uid, slim_pod
+from modeldeploy.controller.cache import Key, controller_uid
 from modeldeploy.controller.events import EventRecorder
+from modeldeploy.controller.state import ConfigDriftRecord, ControllerState
 from modeldeploy.reconcile.compare import contains
 from modeldeploy.reconcile.limits import (
     EVENTS_BURST,
@@ -36,55 +37,24 @@ from modeldeploy.render.names import child_name
 from modeldeploy.status import compute as status_compute
 from modeldeploy.status.events import transition_events
 
-if TYPE_CHECKING:
-    from modeldeploy.controller.probes import ProbeManager
-
 log = logging.getLogger("modeldeploy.reconciler")
 HANDOVER_MANAGER = "modeldeploy-replicas-handover"
 TERMINATING_MEMORY_SECONDS = 60.0
 Obj = dict[str, Any]
 
 
+class ProbeLoops(Protocol):
+    """What the reconciler asks of the probe loops (controller/probes.py): start, stop, alive."""
+
+    def ensure(self, key: Key, spec: ModelDeploymentSpec) -> None: ...
+
+    def stop(self, key: Key) -> None: ...
+
+    def running(self, key: Key) -> bool: ...
+
+
 def utcnow() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class ConfigDriftRecord:
-    corrections: int = 0
-    last_time: str | None = None
-    last_child: str | None = None
-
-    def as_status(self) -> dict[str, Any] | None:
-        if not self.corrections:
-            return None
-        return {
-            "corrections": self.corrections,
-            "lastCorrectionTime": self.last_time,
-            "lastCorrectedChild": self.last_child,
-        }
-
-
-@dataclass
-class ControllerState:
-    """Everything the controller knows, all of it rebuilt from watches after a restart."""
-
-    models: ObjectCache = field(default_factory=ObjectCache)
-    deployments: ObjectCache = field(default_factory=ObjectCache)
-    services: ObjectCache = field(default_factory=ObjectCache)
-    hpas: ObjectCache = field(default_factory=ObjectCache)
-    pods: ObjectCache = field(default_factory=lambda: ObjectCache(index_label=lbl.NAME_LABEL, transform=slim_pod))
-    health: dict[Key, status_compute.HealthReport] = field(default_factory=dict)
-    data_drift: dict[Key, status_compute.DataDriftReport] = field(default_factory=dict)
-    config_drift: dict[Key, ConfigDriftRecord] = field(default_factory=dict)
-    last_written_status: dict[Key, Any] = field(default_factory=dict)
-
-    def cache_for(self, kind: str) -> ObjectCache:
-        return {"Deployment": self.deployments, "Service": self.services, "HorizontalPodAutoscaler": self.hpas}[kind]
-
-    def forget(self, key: Key) -> None:
-        for table in (self.health, self.data_drift, self.config_drift, self.last_written_status):
-            table.pop(key, None)
 
 
 class Throttled(Exception):
@@ -137,7 +107,7 @@ class Reconciler:
         state: ControllerState,
         *,
         verify_pull_secrets: bool = True,
-        probes: ProbeManager | None = None,
+        probes: ProbeLoops | None = None,
     ) -> None:
         self.api = api
         self.state = state
