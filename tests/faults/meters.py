@@ -114,6 +114,13 @@ class AuditEntry:
     name: str
     code: int
     uri: str
+    user: str = ""  # the authenticated user name (a ServiceAccount's, for the chart's operator)
+
+    @property
+    def what(self) -> str:
+        """`patch deployments`, `patch modeldeployments/status`: the verb on the resource."""
+        sub = f"/{self.subresource}" if self.subresource else ""
+        return f"{self.verb} {self.resource}{sub}"
 
     @property
     def by_operator(self) -> bool:
@@ -164,6 +171,7 @@ class AuditLog:
                     name=str(ref.get("name", "")),
                     code=int((event.get("responseStatus") or {}).get("code", 0)),
                     uri=str(event.get("requestURI", "")),
+                    user=str((event.get("user") or {}).get("username", "")),
                 )
             )
         return entries

@@ -116,6 +116,25 @@ class ContainerOperator:
 StartContainerOperator = Callable[[Path, Mapping[str, str]], ContainerOperator]
 
 
+def locked_down_run(podman: Podman, name: str) -> list[str]:
+    """`podman run` as the chart runs its pod: readOnlyRootFilesystem, an emptyDir on /tmp and
+    nothing else writable, no capabilities, no privilege gain, on the host's loopback."""
+    return [
+        podman.binary,
+        f"--runtime={podman.runtime}",
+        "run",
+        "--rm",
+        f"--name={name}",
+        "--network=host",
+        "--read-only",
+        "--read-only-tmpfs=false",
+        "--tmpfs=/tmp:rw,nosuid,nodev,size=64m",
+        "--cap-drop=all",
+        "--security-opt=no-new-privileges",
+        *resource_limits(),
+    ]
+
+
 @pytest.fixture
 def container_operator(podman: Podman, image: str, tmp_path: Path) -> Iterator[StartContainerOperator]:
     """Start the image as the operator with a kubeconfig and settings; stopped (and removed) afterwards."""
@@ -126,20 +145,8 @@ def container_operator(podman: Podman, image: str, tmp_path: Path) -> Iterator[S
         metrics_port, health_port = free_port(), free_port()
         log_path = tmp_path / f"{name}.log"
         command = [
-            podman.binary,
-            f"--runtime={podman.runtime}",
-            "run",
-            "--rm",
-            f"--name={name}",
-            "--network=host",
+            *locked_down_run(podman, name),
             "--user=10001:10001",
-            # the chart's pod: readOnlyRootFilesystem, an emptyDir on /tmp and nothing else writable
-            "--read-only",
-            "--read-only-tmpfs=false",
-            "--tmpfs=/tmp:rw,nosuid,nodev,size=64m",
-            "--cap-drop=all",
-            "--security-opt=no-new-privileges",
-            *resource_limits(),
             f"--volume={kubeconfig}:{KUBECONFIG_IN_CONTAINER}:ro",
             *(f"--env={key}={value}" for key, value in env.items()),
             image,

@@ -15,7 +15,6 @@ import json
 import subprocess
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +23,19 @@ import pytest
 from modeldeploy.sandbox.cluster import Sandbox
 from tests.chart import CHART_DIR, assert_no_other_operator, forbidden_lines, get, helm, unique
 from tests.conftest import Kubectl, free_port, make_kubectl, model_deployment, wait_for
+from tests.faults.meters import WRITE_VERBS, AuditLog
 from tests.image.conftest import (
     ContainerOperator,
     Podman,
     StartContainerOperator,
     container_kubeconfig,
-    resource_limits,
+    locked_down_run,
 )
 
 pytestmark = pytest.mark.integration
 
 UID = "10001"
 READY_TIMEOUT = "120s"
-WRITE_VERBS = {"create", "update", "patch", "delete"}
 
 
 @pytest.fixture
@@ -78,45 +77,6 @@ def proc_status_ids(status: str) -> dict[str, list[str]]:
         if key in ("Uid", "Gid"):
             ids[key] = values.split()
     return ids
-
-
-@dataclass(frozen=True)
-class Write:
-    what: str
-    user: str
-    agent: str
-    uri: str
-
-    @property
-    def by_modeldeploy(self) -> bool:
-        """Made by a modeldeploy client: its user agent or its field manager says so."""
-        return self.agent.startswith("modeldeploy") or "fieldManager=modeldeploy" in self.uri
-
-
-def writes_to(audit_log: Path, mark: int, namespace: str) -> list[Write]:
-    """Writes to objects in `namespace` since `mark`, with the user and client that made them."""
-    with audit_log.open("rb") as handle:
-        handle.seek(mark)
-        lines = handle.read().splitlines()
-    writes = []
-    for line in lines:
-        try:
-            event = json.loads(line)
-        except ValueError:  # a line being written right now
-            continue
-        ref = event.get("objectRef") or {}
-        if ref.get("namespace") != namespace or event.get("verb") not in WRITE_VERBS:
-            continue
-        sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
-        writes.append(
-            Write(
-                what=f"{event['verb']} {ref.get('resource')}{sub}",
-                user=str((event.get("user") or {}).get("username", "")),
-                agent=str(event.get("userAgent", "")),
-                uri=str(event.get("requestURI", "")),
-            )
-        )
-    return writes
 
 
 @pytest.mark.usefixtures("crd")
@@ -191,7 +151,11 @@ def test_the_image_runs_the_operator_read_only_as_uid_10001_and_makes_a_model_re
     # the operator's writes (applies of the children, status patches) carry the chart's
     # ServiceAccount, whose only token is the one mounted into the container
     user = f"system:serviceaccount:{namespace}:{account}"
-    ours = [w for w in writes_to(audit_log, mark, watched) if w.by_modeldeploy]
+    ours = [
+        entry
+        for entry in AuditLog(audit_log).since(mark)
+        if entry.namespace == watched and entry.verb in WRITE_VERBS and entry.by_operator
+    ]
     assert {w.what for w in ours} >= {"patch deployments", "patch services", "patch modeldeployments/status"}, ours
     assert {w.user for w in ours} == {user}, ours
 
@@ -207,17 +171,7 @@ def test_the_same_image_serves_the_reference_model(podman: Podman, image: str) -
     port = free_port()
     name = unique("modeldeploy-image-modelserver")
     command = [
-        podman.binary,
-        f"--runtime={podman.runtime}",
-        "run",
-        "--rm",
-        f"--name={name}",
-        "--network=host",
-        "--read-only",
-        "--read-only-tmpfs=false",
-        "--tmpfs=/tmp:rw,nosuid,nodev,size=64m",
-        "--cap-drop=all",
-        *resource_limits(),
+        *locked_down_run(podman, name),
         "--env=MODELSERVER_HOST=127.0.0.1",
         f"--env=PORT={port}",
         "--env=MODEL_VERSION=1.0.0",
