@@ -7,6 +7,7 @@ about what it starts.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -16,6 +17,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,17 @@ def of_kind(docs: list[Doc], kind: str) -> list[Doc]:
 def unique(prefix: str) -> str:
     """A DNS-label-safe name no other test (or test run) uses."""
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+@contextlib.contextmanager
+def scratch_namespace(admin: Kubectl, prefix: str) -> Iterator[str]:
+    """A namespace of its own for the length of a test (deleted without waiting afterwards)."""
+    name = unique(prefix)
+    admin("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        admin("delete", "namespace", name, "--wait=false", check=False)
 
 
 def split_crd_template(text: str) -> tuple[str, str, str]:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from modeldeploy.sandbox.cluster import Sandbox
-from tests.chart import CHART_DIR, assert_no_other_operator, forbidden_lines, get, helm, unique
+from tests.chart import CHART_DIR, assert_no_other_operator, forbidden_lines, get, helm, scratch_namespace, unique
 from tests.conftest import Kubectl, free_port, make_kubectl, model_deployment, wait_for
 from tests.faults.meters import WRITE_VERBS, AuditLog
 from tests.image.conftest import (
@@ -41,10 +41,8 @@ READY_TIMEOUT = "120s"
 @pytest.fixture
 def watched(admin_kubectl: Kubectl) -> Iterator[str]:
     """The namespace the containerized operator serves; the chart is released into `namespace`."""
-    name = unique("t-image-models")
-    admin_kubectl("create", "namespace", name)
-    yield name
-    admin_kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with scratch_namespace(admin_kubectl, "t-image-models") as name:
+        yield name
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from tests.chart import (
     get,
     helm,
     model_deployment,
+    scratch_namespace,
     service_account_kubeconfig,
     unique,
 )
@@ -47,10 +48,8 @@ CONVERGE = 60.0
 @pytest.fixture
 def watched(admin_kubectl: Kubectl) -> Iterator[str]:
     """The namespace the operator serves; the chart is released into the test's `namespace`."""
-    name = unique("t-rbac-models")
-    admin_kubectl("create", "namespace", name)
-    yield name
-    admin_kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with scratch_namespace(admin_kubectl, "t-rbac-models") as name:
+        yield name
 
 
 class ChartOperator:
