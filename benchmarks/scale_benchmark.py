@@ -43,7 +43,7 @@ import time
 import traceback
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,7 @@ from modeldeploy.sandbox.cluster import APISERVER, Sandbox, _node_manifest, loop
 MD_PATH = "/apis/modeldeploy.io/v1alpha1/namespaces/{ns}/modeldeployments"
 DEPLOY_PATH = "/apis/apps/v1/namespaces/{ns}/deployments"
 SERVICE_PATH = "/api/v1/namespaces/{ns}/services"
+APPLY_TYPE = "application/apply-patch+yaml"
 USER_AGENT = "scale-benchmark"  # not "modeldeploy...": the audit log tells the operator by its user agent
 PODS_PER_NODE = 250  # a kwok node's podCIDR is a /24
 EXTRA_NODE_BLOCK = 20  # extra nodes get 127.<net>.20.0/24, 127.<net>.21.0/24, ...
@@ -381,6 +382,95 @@ async def floor_run(ctx: Context, n: int) -> dict[str, Any]:
     }
 
 
+async def least_operator_run(ctx: Context, n: int) -> dict[str, Any]:
+    """The requests no operator can skip, made by the bare client: a second floor, closer to ours.
+
+    Per object: the user's ModelDeployment POST; once it returns, server-side applies of the
+    Deployment and Service as the operator renders them (owned by it, so the garbage collector
+    tracks them as it does ours), concurrently; once the Deployment is available, one status
+    PATCH saying Ready. No watch of ModelDeployments or Pods, no probe, no cache: a lower bound
+    for any operator that writes a Ready condition, measured like the others.
+    """
+    ns = f"bench-least-{n}-{ctx.stamp}"
+    await ctx.kube.namespace(ns)
+    md_path, deploy_path, service_path = (p.format(ns=ns) for p in (MD_PATH, DEPLOY_PATH, SERVICE_PATH))
+    apply = "?fieldManager=modeldeploy&force=true"
+    spec = ModelDeploymentSpec.model_validate(model_deployment("m0")["spec"])
+    sent: dict[str, float] = {}
+    done: dict[str, float] = {}
+    pending: asyncio.Queue[str] = asyncio.Queue()
+    queued: set[str] = set()
+
+    async def create(names: Iterator[str]) -> None:
+        for name in names:
+            sent[name] = time.monotonic()
+            created = await ctx.kube.request("POST", md_path, model_deployment(name))
+            children = render_children(Owner(name, ns, created["metadata"]["uid"]), spec)
+            await asyncio.gather(
+                *(
+                    ctx.kube.request("PATCH", f"{path}/{child['metadata']['name']}{apply}", child, APPLY_TYPE)
+                    for path, child in ((deploy_path, children.deployment), (service_path, children.service))
+                )
+            )
+
+    async def mark_ready() -> None:
+        while True:
+            name = await pending.get()
+            status = {
+                "status": {
+                    "observedGeneration": 1,
+                    "conditions": [
+                        {
+                            "type": "Ready",
+                            "status": "True",
+                            "reason": "Available",
+                            "message": "",
+                            "lastTransitionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        }
+                    ],
+                }
+            }
+            await ctx.kube.request("PATCH", f"{md_path}/{name}/status", status, "application/merge-patch+json")
+            done[name] = time.monotonic()
+
+    async with Watch(ctx.kube, deploy_path, deployment_available) as watch:
+        cpu_api, cpu_self = cpu_seconds(ctx.apiserver_pid), time.process_time()
+        markers = [asyncio.create_task(mark_ready()) for _ in range(ctx.args.inflight)]
+        names = iter(f"m{i}" for i in range(n))
+        creators = asyncio.gather(*(create(names) for _ in range(ctx.args.inflight)))
+
+        def feed() -> bool:
+            for name in watch.ready_at:
+                if name not in queued:
+                    queued.add(name)
+                    pending.put_nowait(name)
+            return len(done) >= n
+
+        await watch.until(feed, 120 + 2 * n)
+        await creators
+        for task in markers:
+            task.cancel()
+        cpu_api, cpu_self = cpu_seconds(ctx.apiserver_pid) - cpu_api, time.process_time() - cpu_self
+    latencies = [done[k] - sent[k] for k in done]
+    span = max(done.values()) - min(sent.values()) if done else math.nan
+    log(f"least operator N={n}: {len(latencies)}/{n} Ready, first create -> last Ready {span:.1f}s")
+    deleted = await ctx.kube.delete_namespaces([ns])
+    log(f"least-operator namespace deleted in {deleted:.0f}s")
+    return {
+        "converged": len(latencies),
+        "first_to_last_s": round(span, 3),
+        **stats(latencies),
+        "requests_per_object": {
+            "POST modeldeployments": 1.0,
+            "APPLY deployments": 1.0,
+            "APPLY services": 1.0,
+            "PATCH modeldeployments/status": 1.0,
+        },
+        "apiserver_cpu_ms_per_object": round(1000 * cpu_api / n, 2),
+        "client_cpu_ms_per_object": round(1000 * cpu_self / n, 2),
+    }
+
+
 async def operator_run(ctx: Context, n: int, result: dict[str, Any], last: bool) -> None:
     """Fills `result` as it goes: whatever was measured before a failure stays."""
     ns, edit_ns = f"bench-md-{n}-{ctx.stamp}", f"bench-edit-{n}-{ctx.stamp}"
@@ -558,6 +648,8 @@ async def run_sandbox_part(ctx: Context) -> None:
         entry: dict[str, Any] = {"operator": {}}
         ctx.results.setdefault("counts", {})[str(n)] = entry
         entry["floor"] = await floor_run(ctx, n)
+        if ctx.args.least_operator:
+            entry["least_operator"] = await least_operator_run(ctx, n)
         await operator_run(ctx, n, entry["operator"], last=index == len(ctx.args.counts) - 1)
 
 
@@ -650,6 +742,30 @@ def rows(results: dict[str, Any], args: argparse.Namespace) -> list[tuple[str, s
             ratio(o.get("p95_s"), f.get("first_to_last_s")),
             " s",
         )
+        least = both.get("least_operator")
+        if least:
+            for what, key in (("first create -> last Ready", "first_to_last_s"), ("per-object p95", "p95_s")):
+                add(
+                    f"{what}, vs the least operator (floor column)",
+                    least.get(key),
+                    o.get(key),
+                    ratio(o.get(key), least.get(key)),
+                    " s",
+                )
+            add(
+                "  least operator vs floor (operator column: least operator)",
+                f.get("first_to_last_s"),
+                least.get("first_to_last_s"),
+                ratio(least.get("first_to_last_s"), f.get("first_to_last_s")),
+                " s",
+            )
+            add(
+                "  least operator's kube-apiserver CPU / object (vs floor)",
+                f.get("apiserver_cpu_ms_per_object"),
+                least.get("apiserver_cpu_ms_per_object"),
+                ratio(least.get("apiserver_cpu_ms_per_object"), f.get("apiserver_cpu_ms_per_object")),
+                " ms",
+            )
         if "requests_per_object_total" in o:
             for what, counted in (
                 ("operator writes / object, audit log", "audit_writes_per_object"),
@@ -743,6 +859,12 @@ def main() -> int:
     parser.add_argument("--counts", default="100,300,1000", help="comma-separated N")
     parser.add_argument("--churn-minutes", type=float, default=15.0, help="0 skips the churn")
     parser.add_argument("--skip-probe-round", action="store_true")
+    parser.add_argument(
+        "--no-least-operator",
+        dest="least_operator",
+        action="store_false",
+        help="skip the second floor: the requests any operator must make, by a bare client",
+    )
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--resync", type=float, default=10.0, help="the operator's MODELDEPLOY_RESYNC_SECONDS")
     parser.add_argument("--inflight", type=int, default=16, help="requests in flight when creating")
