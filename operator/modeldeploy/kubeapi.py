@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Generator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from kubernetes import client as k8s_client
@@ -122,6 +122,51 @@ def _ssl_context(configuration: k8s_client.Configuration) -> ssl.SSLContext | bo
     if configuration.cert_file and configuration.key_file:
         context.load_cert_chain(configuration.cert_file, configuration.key_file)
     return context
+
+
+class KubeApi(Protocol):
+    """The API operations the controller uses: the seam between it and the apiserver.
+
+    `KubeClient` is the real one; the tests' in-memory fake (`tests/fakekube.py`) is checked
+    against it by one contract suite run against both, so decisions can be unit-tested with the
+    apiserver's semantics (apply by field manager, conflicts, status subresource, preconditions).
+    """
+
+    async def get(self, kind: Kind, namespace: str | None, name: str) -> Obj | None: ...
+
+    async def list(
+        self, kind: Kind, namespace: str | None, label_selector: str | None = None, *, page_size: int = 500
+    ) -> Obj: ...
+
+    def watch(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        resource_version: str,
+        *,
+        label_selector: str | None = None,
+        timeout_seconds: int = 300,
+    ) -> AsyncIterator[Obj]: ...
+
+    async def create(self, kind: Kind, namespace: str, obj: Mapping[str, Any]) -> Obj: ...
+
+    async def replace(self, kind: Kind, namespace: str, name: str, obj: Mapping[str, Any]) -> Obj: ...
+
+    async def apply(
+        self, obj: Mapping[str, Any], *, field_manager: str = FIELD_MANAGER, force: bool = True
+    ) -> Obj: ...
+
+    async def patch_status(self, kind: Kind, namespace: str, name: str, status: Mapping[str, Any]) -> Obj: ...
+
+    async def delete(self, kind: Kind, namespace: str, name: str, *, uid: str | None = None) -> bool: ...
+
+    async def post_event(
+        self, involved: Mapping[str, Any], *, type_: str, reason: str, message: str, component: str = "modeldeploy"
+    ) -> str: ...
+
+    async def bump_event(self, namespace: str, name: str, count: int) -> None: ...
+
+    async def aclose(self) -> None: ...
 
 
 class KubeClient:

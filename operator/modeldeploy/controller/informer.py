@@ -40,7 +40,7 @@ MAX_BACKOFF = 30.0
 class Informer:
     def __init__(
         self,
-        api: kubeapi.KubeClient,
+        api: kubeapi.KubeApi,
         kind: kubeapi.Kind,
         cache: ObjectCache,
         handler: Handler,

@@ -78,7 +78,7 @@ def expired(spec: dict[str, Any], observed: Observed, now: float) -> bool:
 
 
 class LeaderElector:
-    def __init__(self, api: kubeapi.KubeClient, settings: LeaseSettings) -> None:
+    def __init__(self, api: kubeapi.KubeApi, settings: LeaseSettings) -> None:
         self.api = api
         self.settings = settings
         self.leading = False

@@ -41,7 +41,7 @@ def spec_changed(obj: Obj, previous: Obj | None) -> bool:
 
 
 class Controller:
-    def __init__(self, api: kubeapi.KubeClient, settings: OperatorSettings) -> None:
+    def __init__(self, api: kubeapi.KubeApi, settings: OperatorSettings) -> None:
         self.api = api
         self.settings = settings
         self.state = ControllerState()

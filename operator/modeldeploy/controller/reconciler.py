@@ -103,7 +103,7 @@ class Outcome:
 class Reconciler:
     def __init__(
         self,
-        api: kubeapi.KubeClient,
+        api: kubeapi.KubeApi,
         state: ControllerState,
         *,
         verify_pull_secrets: bool = True,
