@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -108,8 +109,10 @@ class Reconciler:
         *,
         verify_pull_secrets: bool = True,
         probes: ProbeLoops | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api = api
+        self._clock = clock  # monotonic seconds; tests pass one they can move
         self.state = state
         self.verify_pull_secrets = verify_pull_secrets
         self.probes = probes
@@ -131,7 +134,7 @@ class Reconciler:
         if body is None or body["metadata"].get("deletionTimestamp"):
             self._forget(key)
             return None
-        if self._terminating.get(key[0], 0.0) > time.monotonic():
+        if self._terminating.get(key[0], 0.0) > self._clock():
             metrics.RECONCILES.labels(result="skipped").inc()
             return None  # its namespace is being deleted: every child deletion would wake us for nothing
         inputs = self._inputs(key, body)
@@ -145,7 +148,7 @@ class Reconciler:
             outcome = await self._converge(body)
             if outcome.namespace_terminating or outcome.owner_gone:
                 if outcome.namespace_terminating:
-                    self._terminating[key[0]] = time.monotonic() + TERMINATING_MEMORY_SECONDS
+                    self._terminating[key[0]] = self._clock() + TERMINATING_MEMORY_SECONDS
                 result = "skipped"
                 return None
             if outcome.throttled:
@@ -216,7 +219,7 @@ class Reconciler:
 
     def _spend(self, key: Key, writes: int = 1) -> None:
         """Take `writes` from the object's write budget, or defer the whole reconcile."""
-        now = time.monotonic()
+        now = self._clock()
         wait = self.budget.wait(key, now, writes)
         if wait > 0:
             raise Throttled(wait)
@@ -258,9 +261,9 @@ class Reconciler:
                 # only on the way to an apply: a GET per pull secret on every resync was N reads per period
                 await self._check_pull_secrets(owner, spec)
             hold = self._holds.get(key)
-            if stale and hold is not None and hold[0] == metadata.get("generation") and time.monotonic() < hold[1]:
+            if stale and hold is not None and hold[0] == metadata.get("generation") and self._clock() < hold[1]:
                 outcome.problem = hold[2]  # the same spec would fail the same way: wait out the backoff
-                outcome.retry_in = hold[1] - time.monotonic()
+                outcome.retry_in = hold[1] - self._clock()
                 return outcome
             if stale:
                 self._spend(key, len(stale))
@@ -306,7 +309,7 @@ class Reconciler:
             outcome.problem = status_compute.Problem(reason, error.message)
             outcome.retry_in = stalled_retry_in(failure)
             generation = int(metadata.get("generation", 0))
-            self._holds[key] = (generation, time.monotonic() + outcome.retry_in, outcome.problem)
+            self._holds[key] = (generation, self._clock() + outcome.retry_in, outcome.problem)
         await self._announce(body, outcome)
         return outcome
 
@@ -412,7 +415,7 @@ class Reconciler:
     async def _event(self, body: Obj, type_: str, reason: str, message: str) -> None:
         """Events are for people; failing to post one must never fail or repeat a reconcile."""
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        now = time.monotonic()
+        now = self._clock()
         if self.event_budget.wait(key, now) > 0:
             log.info("dropped event %s on %s/%s: event budget spent", reason, *key)
             return
@@ -484,12 +487,12 @@ class Reconciler:
         comparable = status_compute.without_volatile(new)
         if comparable == status_compute.without_volatile(old) or comparable == self.state.last_written_status.get(key):
             return None
-        since = time.monotonic() - self._status_written_at.get(key, -COALESCE_SECONDS)
+        since = self._clock() - self._status_written_at.get(key, -COALESCE_SECONDS)
         if since < COALESCE_SECONDS and status_compute.can_be_folded(old, new):
             raise Coalesced(COALESCE_SECONDS - since)
         self._spend(key)
         written = await self.api.patch_status(kubeapi.MODEL_DEPLOYMENT, key[0], key[1], new)
-        self._status_written_at[key] = time.monotonic()
+        self._status_written_at[key] = self._clock()
         self.state.models.apply_event("MODIFIED", written)
         self.state.last_written_status[key] = comparable
         created = metadata.get("generation") == 1
