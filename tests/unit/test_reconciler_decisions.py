@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from modeldeploy import kubeapi
+from modeldeploy.controller.children import HANDOVER_MANAGER
 from modeldeploy.controller.manager import OWNED_SELECTOR
-from modeldeploy.controller.reconciler import COALESCE_SECONDS, HANDOVER_MANAGER, Reconciler
+from modeldeploy.controller.reconciler import COALESCE_SECONDS, Reconciler
 from modeldeploy.controller.state import ControllerState
 from modeldeploy.kubeapi import ApiError
 from modeldeploy.render.names import child_name

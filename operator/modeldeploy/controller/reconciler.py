@@ -19,10 +19,10 @@ from pydantic import ValidationError
 
 from modeldeploy import kubeapi, metrics
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
-from modeldeploy.controller.cache import Key, controller_uid
+from modeldeploy.controller.cache import Key
+from modeldeploy.controller.children import CHILDREN, NameConflict, Report
 from modeldeploy.controller.events import EventRecorder
 from modeldeploy.controller.state import ConfigDriftRecord, ControllerState
-from modeldeploy.reconcile.compare import contains
 from modeldeploy.reconcile.limits import (
     EVENTS_BURST,
     EVENTS_PER_MINUTE,
@@ -33,13 +33,12 @@ from modeldeploy.reconcile.limits import (
     stalled_retry_in,
 )
 from modeldeploy.render import labels as lbl
-from modeldeploy.render.children import Owner, render_children, service_url
+from modeldeploy.render.children import Owner, service_url
 from modeldeploy.render.names import child_name
 from modeldeploy.status import compute as status_compute
 from modeldeploy.status.events import transition_events
 
 log = logging.getLogger("modeldeploy.reconciler")
-HANDOVER_MANAGER = "modeldeploy-replicas-handover"
 TERMINATING_MEMORY_SECONDS = 60.0
 Obj = dict[str, Any]
 
@@ -100,6 +99,11 @@ class Outcome:
     retry_in: float | None = None
     body: Obj | None = None  # the owner as freshly read, when it was
 
+    def add(self, report: Report) -> None:
+        self.applied += report.applied
+        self.corrected += report.corrected
+        self.deleted += report.deleted
+
 
 class Reconciler:
     def __init__(
@@ -146,39 +150,42 @@ class Reconciler:
         result = "error"
         try:
             outcome = await self._converge(body)
-            if outcome.namespace_terminating or outcome.owner_gone:
-                if outcome.namespace_terminating:
-                    self._terminating[key[0]] = self._clock() + TERMINATING_MEMORY_SECONDS
-                result = "skipped"
-                return None
-            if outcome.throttled:
-                result = "throttled"
-                return outcome.retry_in
-            result = (
-                "stalled" if outcome.problem else ("applied" if outcome.applied or outcome.deleted else "unchanged")
-            )
-            try:
-                wrote_status = await self._write_status(outcome.body or body, outcome)
-            except Throttled as throttled:
-                result = "throttled"
-                return throttled.wait
-            except Coalesced as coalesced:
-                result = "coalesced"
-                return coalesced.wait
-            except kubeapi.ApiError as error:
-                if error.status != 404:
-                    raise
-                # deleted between the read and the status write (say, right after creation): news, not trouble
-                log.info("%s/%s was deleted meanwhile; nothing to report", key[0], key[1])
-                result = "skipped"
-                return None
-            _log_writes(key, body, outcome, wrote_status)
-            if result == "unchanged" and wrote_status is None and outcome.retry_in is None:
+            result, retry, settled = await self._conclude(key, body, outcome)
+            if settled:
                 self._settled[key] = inputs
-            return outcome.retry_in
+            return retry
         finally:
             metrics.RECONCILES.labels(result=result).inc()
             metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+
+    async def _conclude(self, key: Key, body: Obj, outcome: Outcome) -> tuple[str, float | None, bool]:
+        """Write the status the outcome calls for.
+
+        Returns the reconcile's result, when to look again, and whether nothing at all was due
+        (the same inputs would compute the same nothing: the next resync may skip them).
+        """
+        if outcome.namespace_terminating or outcome.owner_gone:
+            if outcome.namespace_terminating:
+                self._terminating[key[0]] = self._clock() + TERMINATING_MEMORY_SECONDS
+            return "skipped", None, False
+        if outcome.throttled:
+            return "throttled", outcome.retry_in, False
+        result = "stalled" if outcome.problem else ("applied" if outcome.applied or outcome.deleted else "unchanged")
+        try:
+            wrote_status = await self._write_status(outcome.body or body, outcome)
+        except Throttled as throttled:
+            return "throttled", throttled.wait, False
+        except Coalesced as coalesced:
+            return "coalesced", coalesced.wait, False
+        except kubeapi.ApiError as error:
+            if error.status != 404:
+                raise
+            # deleted between the read and the status write (say, right after creation): news, not trouble
+            log.info("%s/%s was deleted meanwhile; nothing to report", key[0], key[1])
+            return "skipped", None, False
+        _log_writes(key, body, outcome, wrote_status)
+        settled = result == "unchanged" and wrote_status is None and outcome.retry_in is None
+        return result, outcome.retry_in, settled
 
     def _inputs(self, key: Key, body: Obj) -> tuple[Any, ...]:
         """Everything a reconcile of `key` reads, by version: equal inputs give the same outcome.
@@ -252,66 +259,92 @@ class Reconciler:
             spec = ModelDeploymentSpec.model_validate(body.get("spec", {}))
             if self.probes is not None:
                 self.probes.ensure(key, spec)
-            desired = render_children(owner, spec)
-            lives = [self._live_child(owner, child) for child in desired.all()]
-            stale = [
-                (c, live) for c, live in zip(desired.all(), lives, strict=True) if live is None or not contains(live, c)
-            ]
-            if stale or not _converged_before(body):
-                # only on the way to an apply: a GET per pull secret on every resync was N reads per period
-                await self._check_pull_secrets(owner, spec)
-            hold = self._holds.get(key)
-            if stale and hold is not None and hold[0] == metadata.get("generation") and self._clock() < hold[1]:
-                outcome.problem = hold[2]  # the same spec would fail the same way: wait out the backoff
-                outcome.retry_in = hold[1] - self._clock()
+            if not await self._converge_children(owner, body, spec, outcome):
                 return outcome
-            if stale:
-                self._spend(key, len(stale))
-            if stale and _converged_before(body):
-                # Children of a converged owner changed or vanished: a hand edit, or the garbage
-                # collector acting for an owner deleted while the watch was down. Only the
-                # apiserver can tell which; a new or changed owner needs no such check.
-                fresh = await self._confirm_owner(body)
-                if fresh is None:
-                    outcome.owner_gone = True
-                    return outcome
-                outcome.body = body = fresh
-            # Children are independent: applied side by side, every outcome kept, the first error raised.
-            results = await asyncio.gather(
-                *(self._converge_child(body, spec, child, live, outcome) for child, live in stale),
-                return_exceptions=True,
-            )
-            for result in results:
-                if isinstance(result, BaseException):
-                    raise result
-            if desired.hpa is None:
-                await self._delete_stale_hpa(owner, outcome)
             self._failures.pop(key, None)
             self._holds.pop(key, None)
         except ValidationError as error:
             outcome.problem = status_compute.Problem("InvalidSpec", _validation_message(error))
         except Stalled as stalled:
             outcome.problem = stalled.problem
+        except NameConflict as conflict:
+            outcome.problem = status_compute.Problem("ChildNameConflict", str(conflict))
         except Throttled as throttled:
             outcome.throttled = True
             outcome.retry_in = throttled.wait
             log.warning("%s/%s is writing too often; next reconcile in %.0fs", key[0], key[1], throttled.wait)
             return outcome
         except kubeapi.ApiError as error:
-            if error.status == 403 and "being terminated" in error.message:
-                outcome.namespace_terminating = True  # the namespace controller is deleting everything
+            if self._api_failure(key, int(metadata.get("generation", 0)), error, outcome):
                 return outcome
-            failure = record_failure(self._failures.get(key), f"{error.status} {error.message}")
-            self._failures[key] = failure
-            if not is_stalled(failure, error.status):
-                raise
-            reason = "Forbidden" if error.status == 403 else "ApplyRejected"
-            outcome.problem = status_compute.Problem(reason, error.message)
-            outcome.retry_in = stalled_retry_in(failure)
-            generation = int(metadata.get("generation", 0))
-            self._holds[key] = (generation, self._clock() + outcome.retry_in, outcome.problem)
-        await self._announce(body, outcome)
+        await self._announce(outcome.body or body, outcome)
         return outcome
+
+    async def _converge_children(self, owner: Owner, body: Obj, spec: ModelDeploymentSpec, outcome: Outcome) -> bool:
+        """Apply the children that differ, delete the ones no longer declared; False: stop here."""
+        key = (owner.namespace, owner.name)
+        plans = [child.plan(self.state, owner, spec) for child in CHILDREN]
+        stale = [plan for plan in plans if plan.stale]
+        if stale or not _converged_before(body):
+            # only on the way to an apply: a GET per pull secret on every resync was N reads per period
+            await self._check_pull_secrets(owner, spec)
+        if stale and self._held(key, body, outcome):
+            return False
+        if stale:
+            self._spend(key, len(stale))
+        if stale and _converged_before(body):
+            # Children of a converged owner changed or vanished: a hand edit, or the garbage
+            # collector acting for an owner deleted while the watch was down. Only the
+            # apiserver can tell which; a new or changed owner needs no such check.
+            fresh = await self._confirm_owner(body)
+            if fresh is None:
+                outcome.owner_gone = True
+                return False
+            outcome.body = body = fresh
+        converged = _converged_before(body)
+        # Children are independent: applied side by side, every outcome kept, the first error raised.
+        results = await asyncio.gather(
+            *(p.child.converge(self.api, self.state, p, owner, converged_before=converged) for p in stale),
+            return_exceptions=True,
+        )
+        for result in results:
+            if not isinstance(result, BaseException):
+                outcome.add(result)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        for plan in plans:
+            if plan.desired is None:
+                outcome.add(await plan.child.remove(self.api, self.state, plan, owner))
+        return True
+
+    def _held(self, key: Key, body: Obj, outcome: Outcome) -> bool:
+        """Whether a Stalled generation is still waiting out its backoff (the same spec fails the same way)."""
+        hold = self._holds.get(key)
+        if hold is None or hold[0] != body["metadata"].get("generation") or self._clock() >= hold[1]:
+            return False
+        outcome.problem = hold[2]
+        outcome.retry_in = hold[1] - self._clock()
+        return True
+
+    def _api_failure(self, key: Key, generation: int, error: kubeapi.ApiError, outcome: Outcome) -> bool:
+        """Classify a failed call: True when the reconcile should end without a status write.
+
+        A namespace being deleted ends it quietly; a failure retrying will not fix (after
+        `limits.is_stalled`) becomes Stalled with a backoff; anything else is raised to the queue.
+        """
+        if error.status == 403 and "being terminated" in error.message:
+            outcome.namespace_terminating = True  # the namespace controller is deleting everything
+            return True
+        failure = record_failure(self._failures.get(key), f"{error.status} {error.message}")
+        self._failures[key] = failure
+        if not is_stalled(failure, error.status):
+            raise error
+        reason = "Forbidden" if error.status == 403 else "ApplyRejected"
+        outcome.problem = status_compute.Problem(reason, error.message)
+        outcome.retry_in = stalled_retry_in(failure)
+        self._holds[key] = (generation, self._clock() + outcome.retry_in, outcome.problem)
+        return False
 
     async def _check_pull_secrets(self, owner: Owner, spec: ModelDeploymentSpec) -> None:
         if not self.verify_pull_secrets:
@@ -329,88 +362,6 @@ class Reconciler:
                     f"spec.imagePullSecrets[{index}].name: Secret {ref.name!r} does not exist in namespace "
                     f"{owner.namespace!r}; create it or remove the reference",
                 )
-
-    def _live_child(self, owner: Owner, child: Obj) -> Obj | None:
-        """The live child from the synced cache, which holds every object carrying our label.
-
-        An object missing from it is absent, or someone else's of the same name: the first
-        apply tells which (see `_create_child`), so a new ModelDeployment costs no GET that 404s.
-        """
-        kind = child["kind"]
-        name = child["metadata"]["name"]
-        live = self.state.cache_for(kind).get((owner.namespace, name))
-        if live is not None and controller_uid(live) != owner.uid:
-            raise _name_conflict(kind, name)
-        return live
-
-    async def _create_child(self, owner: Owner, child: Obj) -> Obj:
-        """Apply a child the cache does not hold, without taking over a foreign object.
-
-        Not forced: on someone else's object of that name, a field we set that they own with
-        another value is a conflict (409), and our controller reference beside theirs is invalid
-        (422); either way nothing was written. Only then is the object read, to say whose it is.
-        """
-        try:
-            return await self.api.apply(child, force=False)
-        except kubeapi.ApiError as error:
-            if error.status not in (409, 422):
-                raise
-            kind, name = child["kind"], child["metadata"]["name"]
-            found = await self.api.get(kubeapi.KINDS_BY_NAME[kind], owner.namespace, name)
-            if found is not None and controller_uid(found) != owner.uid:
-                raise _name_conflict(kind, name) from None
-            if found is None or error.status == 422:
-                raise
-            return await self.api.apply(child)  # ours, out of the cache (a label removed by hand)
-
-    async def _converge_child(
-        self, body: Obj, spec: ModelDeploymentSpec, child: Obj, live: Obj | None, outcome: Outcome
-    ) -> None:
-        kind, name = child["kind"], child["metadata"]["name"]
-        desired_hash = child["metadata"]["annotations"][lbl.APPLIED_HASH]
-        label = f"{kind}/{name}"
-        correction = None
-        if live is None:
-            if _converged_before(body):
-                correction = f"{label} was deleted"
-        elif live["metadata"].get("annotations", {}).get(lbl.APPLIED_HASH) == desired_hash:
-            correction = f"{label} was edited"
-        if kind == "Deployment" and spec.autoscaling is not None and live is not None:
-            await self._hand_replicas_to_hpa(live)
-        owner = Owner(body["metadata"]["name"], body["metadata"]["namespace"], body["metadata"]["uid"])
-        applied = await self.api.apply(child) if live is not None else await self._create_child(owner, child)
-        self.state.cache_for(kind).apply_event("MODIFIED", applied)
-        outcome.applied.append(label)
-        if correction is not None:  # only a correction that took effect is one
-            outcome.corrected.append(correction)
-
-    async def _hand_replicas_to_hpa(self, live: Obj) -> None:
-        """Stop owning spec.replicas without resetting it, so the HPA takes over smoothly.
-
-        Dropping a field from our apply would delete it (back to 1 replica) if we were its only
-        manager; a second manager first co-owns the current value, then our apply lets go.
-        """
-        if not _we_own_replicas(live):
-            return
-        metadata = live["metadata"]
-        await self.api.apply(
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": metadata["name"], "namespace": metadata["namespace"]},
-                "spec": {"replicas": live["spec"].get("replicas", 1)},
-            },
-            field_manager=HANDOVER_MANAGER,
-        )
-
-    async def _delete_stale_hpa(self, owner: Owner, outcome: Outcome) -> None:
-        name = child_name(owner.name)
-        live = self.state.hpas.get((owner.namespace, name))
-        if live is None or controller_uid(live) != owner.uid:
-            return
-        if await self.api.delete(kubeapi.HPA, owner.namespace, name, uid=live["metadata"]["uid"]):
-            self.state.hpas.apply_event("DELETED", live)
-            outcome.deleted.append(f"HorizontalPodAutoscaler/{name}")
 
     async def _event(self, body: Obj, type_: str, reason: str, message: str) -> None:
         """Events are for people; failing to post one must never fail or repeat a reconcile."""
@@ -556,23 +507,6 @@ def _ignored_replicas(spec: ModelDeploymentSpec | None) -> int | None:
 def _converged_before(body: Obj) -> bool:
     """Whether the operator had finished this generation: children changing now are news."""
     return bool((body.get("status") or {}).get("observedGeneration") == body["metadata"].get("generation"))
-
-
-def _name_conflict(kind: str, name: str) -> Stalled:
-    return Stalled(
-        "ChildNameConflict",
-        f"{kind} {name!r} already exists and is not controlled by this ModelDeployment; "
-        "rename the ModelDeployment or remove that object "
-        "(modeldeploy never takes over objects it did not create)",
-    )
-
-
-def _we_own_replicas(live: Obj) -> bool:
-    for entry in live["metadata"].get("managedFields", []) or []:
-        ours = entry.get("manager") == kubeapi.FIELD_MANAGER and entry.get("operation") == "Apply"
-        if ours and "f:replicas" in entry.get("fieldsV1", {}).get("f:spec", {}):
-            return True
-    return False
 
 
 def _record_from_status(body: Obj) -> ConfigDriftRecord:
