@@ -256,7 +256,7 @@ class Reconciler:
         owner = Owner(metadata["name"], metadata["namespace"], metadata["uid"])
         key = (owner.namespace, owner.name)
         try:
-            spec = ModelDeploymentSpec.model_validate(body.get("spec", {}))
+            spec = self.state.spec(body)
             if self.probes is not None:
                 self.probes.ensure(key, spec)
             if not await self._converge_children(owner, body, spec, outcome):
@@ -374,7 +374,7 @@ class Reconciler:
         await self.events.record(body, type_, reason, message)
 
     async def _announce(self, body: Obj, outcome: Outcome) -> None:
-        spec = _spec_or_none(body)
+        spec = self.state.spec_or_none(body)
         ignored = _ignored_replicas(spec)
         if ignored is not None and not _converged_before(body):  # said once for each new generation
             await self._event(body, "Warning", "ScaleIgnored", status_compute.ignored_replicas_message(ignored))
@@ -398,10 +398,7 @@ class Reconciler:
         metadata = body["metadata"]
         key = (metadata["namespace"], metadata["name"])
         spec_dict = body.get("spec", {})
-        try:
-            spec: ModelDeploymentSpec | None = ModelDeploymentSpec.model_validate(spec_dict)
-        except ValidationError:
-            spec = None
+        spec = self.state.spec_or_none(body)
         owner = Owner(metadata["name"], metadata["namespace"], metadata["uid"])
         name = child_name(owner.name)
         record = self.state.config_drift.get(key) or _record_from_status(body)
@@ -484,13 +481,6 @@ def _log_writes(key: Key, body: Obj, outcome: Outcome, status: dict[str, Any] | 
         ready: dict[str, Any] = next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), {})
         parts.append(f"status: Ready={ready.get('status')} ({ready.get('reason')})")
     log.info("%s/%s: %s", key[0], key[1], "; ".join(parts))
-
-
-def _spec_or_none(body: Obj) -> ModelDeploymentSpec | None:
-    try:
-        return ModelDeploymentSpec.model_validate(body.get("spec", {}))
-    except ValidationError:
-        return None
 
 
 def _ignored_replicas(spec: ModelDeploymentSpec | None) -> int | None:

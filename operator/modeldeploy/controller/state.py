@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
+from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
 from modeldeploy.controller.cache import Key, ObjectCache, slim_pod
 from modeldeploy.render import labels as lbl
 from modeldeploy.status import compute as status_compute
@@ -42,10 +45,39 @@ class ControllerState:
     data_drift: dict[Key, status_compute.DataDriftReport] = field(default_factory=dict)
     config_drift: dict[Key, ConfigDriftRecord] = field(default_factory=dict)
     last_written_status: dict[Key, Any] = field(default_factory=dict)
+    # Each ModelDeployment's spec as validated, with the (uid, generation) it was parsed for.
+    specs: dict[Key, tuple[tuple[object, object], ModelDeploymentSpec | ValidationError]] = field(default_factory=dict)
+
+    def spec(self, body: dict[str, Any]) -> ModelDeploymentSpec:
+        """The validated spec, parsed once per generation and shared by the reconciler and the probe loops.
+
+        Raises the ValidationError an invalid spec gives. A status write changes the
+        resourceVersion but not the generation, so it costs no parse.
+        """
+        metadata = body["metadata"]
+        key = (metadata["namespace"], metadata["name"])
+        stamp = (metadata.get("uid"), metadata.get("generation") or metadata.get("resourceVersion"))
+        held = self.specs.get(key)
+        if held is None or held[0] != stamp:
+            try:
+                parsed: ModelDeploymentSpec | ValidationError = ModelDeploymentSpec.model_validate(body.get("spec", {}))
+            except ValidationError as error:
+                parsed = error
+            held = (stamp, parsed)
+            self.specs[key] = held
+        if isinstance(held[1], ValidationError):
+            raise held[1]
+        return held[1]
+
+    def spec_or_none(self, body: dict[str, Any]) -> ModelDeploymentSpec | None:
+        try:
+            return self.spec(body)
+        except ValidationError:
+            return None
 
     def cache_for(self, kind: str) -> ObjectCache:
         return {"Deployment": self.deployments, "Service": self.services, "HorizontalPodAutoscaler": self.hpas}[kind]
 
     def forget(self, key: Key) -> None:
-        for table in (self.health, self.data_drift, self.config_drift, self.last_written_status):
+        for table in (self.health, self.data_drift, self.config_drift, self.last_written_status, self.specs):
             table.pop(key, None)
