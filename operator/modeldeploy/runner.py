@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,20 +53,20 @@ def lease_settings(settings: OperatorSettings) -> LeaseSettings:
     )
 
 
-async def serve(settings: OperatorSettings, *, stop_flag: asyncio.Event | None = None) -> bool:
-    """Run until stopped; False when the process stopped because it lost its Lease."""
-    configuration = kubeapi.load_configuration(settings.kubeconfig, settings.context)
-    # each reconcile applies its children side by side: room for all of them, an Event and the Lease
-    api = kubeapi.KubeClient(configuration, max_requests=max(20, 4 * settings.workers))
-    controller = Controller(api, settings)
-    registry = kopf.OperatorRegistry()
-    stop = stop_flag or asyncio.Event()
-    background: list[asyncio.Task[None]] = []
-    elector = LeaderElector(api, lease_settings(settings)) if settings.leader_election else None
+def _leadership(
+    api: kubeapi.KubeApi,
+    settings: OperatorSettings,
+    controller: Controller,
+    stop: asyncio.Event,
+    background: list[asyncio.Task[None]],
+) -> tuple[LeaderElector | None, Callable[[], None] | None]:
+    """The elector and what starts its campaign (kopf calls it at startup); (None, None) when alone."""
+    if not settings.leader_election:
+        metrics.LEADER.set(1)
+        return None, None
+    elector = LeaderElector(api, lease_settings(settings))
 
     def campaign() -> None:
-        assert elector is not None
-
         async def stop_when_lost() -> None:
             await elector.lost.wait()
             stop.set()
@@ -73,18 +74,32 @@ async def serve(settings: OperatorSettings, *, stop_flag: asyncio.Event | None =
         background.append(asyncio.create_task(elector.run(controller.start), name="modeldeploy-leader"))
         background.append(asyncio.create_task(stop_when_lost(), name="modeldeploy-leader-watch"))
 
-    if elector is None:
-        metrics.LEADER.set(1)
-    handlers.register(
-        registry,
-        controller,
-        campaign if elector is not None else None,
-        elector.release if elector is not None else None,
-    )
+    return elector, campaign
+
+
+def _registry(
+    configuration: Any, controller: Controller, elector: LeaderElector | None, campaign: Callable[[], None] | None
+) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, controller, campaign, elector.release if elector is not None else None)
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
         return connection_info(configuration)
+
+    return registry
+
+
+async def serve(settings: OperatorSettings, *, stop_flag: asyncio.Event | None = None) -> bool:
+    """Run until stopped; False when the process stopped because it lost its Lease."""
+    configuration = kubeapi.load_configuration(settings.kubeconfig, settings.context)
+    # each reconcile applies its children side by side: room for all of them, an Event and the Lease
+    api = kubeapi.KubeClient(configuration, max_requests=max(20, 4 * settings.workers))
+    controller = Controller(api, settings)
+    stop = stop_flag or asyncio.Event()
+    background: list[asyncio.Task[None]] = []
+    elector, campaign = _leadership(api, settings, controller, stop, background)
+    registry = _registry(configuration, controller, elector, campaign)
 
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=metrics.REGISTRY)
