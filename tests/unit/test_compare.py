@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from modeldeploy.reconcile.compare import contains, fingerprint, quantity
+from modeldeploy.render.compare import contains, fingerprint, quantity
 
 # ---- quantities --------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modeldeploy.reconcile.limits import (
+from modeldeploy.controller.limits import (
     BURST,
     STALLED_MAX_RETRY,
     WRITES_PER_MINUTE,

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
-from modeldeploy.reconcile.compare import contains, fingerprint
+from modeldeploy.render.compare import contains, fingerprint
 from modeldeploy.render import labels as lbl
 from modeldeploy.render.children import (
     DesiredChildren,

@@ -15,7 +15,7 @@ from modeldeploy import kubeapi
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
 from modeldeploy.controller.cache import ObjectCache, controller_uid
 from modeldeploy.controller.state import ControllerState
-from modeldeploy.reconcile.compare import contains
+from modeldeploy.render.compare import contains
 from modeldeploy.render import labels as lbl
 from modeldeploy.render.children import Owner, render_deployment, render_hpa, render_service
 from modeldeploy.render.names import child_name

@@ -23,7 +23,7 @@ from modeldeploy.controller.cache import Key
 from modeldeploy.controller.children import CHILDREN, NameConflict, Report
 from modeldeploy.controller.events import EventRecorder
 from modeldeploy.controller.state import ConfigDriftRecord, ControllerState
-from modeldeploy.reconcile.limits import (
+from modeldeploy.controller.limits import (
     EVENTS_BURST,
     EVENTS_PER_MINUTE,
     Failure,

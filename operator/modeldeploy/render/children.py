@@ -13,6 +13,7 @@ from typing import Any
 
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
 from modeldeploy.render import labels as lbl
+from modeldeploy.render.compare import fingerprint
 from modeldeploy.render.names import child_name
 from modeldeploy.render.probes import container_probes
 
@@ -113,8 +114,6 @@ def _container(spec: ModelDeploymentSpec) -> Obj:
 
 def _with_hash(obj: Obj) -> Obj:
     """Stamp the fingerprint of what we apply, so a field we stop setting is noticed."""
-    from modeldeploy.reconcile.compare import fingerprint
-
     obj["metadata"].setdefault("annotations", {})[lbl.APPLIED_HASH] = fingerprint(obj)
     return obj
 
