@@ -6,17 +6,20 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: binaries test lint typecheck contracts unit integration faults e2e generate sandbox-up sandbox-down sandbox-status demo demo-down clean bench
 
-$(STAMP): pyproject.toml
+# Two distributions: the operator (the wheel and the image hold it alone) and, from devtools/, the
+# development tooling it never imports (`modeldeploy-dev sandbox ...`, `modeldeploy-dev demo`).
+$(STAMP): pyproject.toml devtools/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e devtools/
 	touch $(STAMP)
 
 venv: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests benchmarks
-	$(BIN)/ruff format --check operator tests benchmarks
+	$(BIN)/ruff check operator devtools tests benchmarks
+	$(BIN)/ruff format --check operator devtools tests benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -40,7 +43,7 @@ e2e: $(STAMP)
 # Compile the control plane, helm and the kstatus probe before pytest runs: a cold build takes
 # about 10 minutes, far beyond any per-test timeout. Cached, so a warm run takes a second.
 binaries: $(STAMP)
-	$(BIN)/modeldeploy sandbox build --test-tools
+	$(BIN)/modeldeploy-dev sandbox build --test-tools
 
 test: lint typecheck contracts binaries unit integration faults e2e
 
@@ -66,7 +69,7 @@ image:
 # Runs the built image as the operator (podman, read-only root, UID 10001, the chart's RBAC) against
 # its own sandbox unless MODELDEPLOY_SANDBOX_DIR / MODELDEPLOY_SANDBOX_NET say otherwise.
 image-test: $(STAMP) image
-	$(BIN)/modeldeploy sandbox build
+	$(BIN)/modeldeploy-dev sandbox build
 	MODELDEPLOY_IMAGE=$(IMAGE) MODELDEPLOY_OCI_RUNTIME=$(OCI_RUNTIME) \
 	MODELDEPLOY_SANDBOX_DIR=$${MODELDEPLOY_SANDBOX_DIR:-/tmp/modeldeploy-image-sandbox} \
 	MODELDEPLOY_SANDBOX_NET=$${MODELDEPLOY_SANDBOX_NET:-77} \
@@ -76,19 +79,19 @@ generate: $(STAMP)
 	$(BIN)/python -m modeldeploy.crdgen
 
 sandbox-up: $(STAMP)
-	$(BIN)/modeldeploy sandbox up
+	$(BIN)/modeldeploy-dev sandbox up
 
 sandbox-down: $(STAMP)
-	$(BIN)/modeldeploy sandbox down
+	$(BIN)/modeldeploy-dev sandbox down
 
 sandbox-status: $(STAMP)
-	$(BIN)/modeldeploy sandbox status
+	$(BIN)/modeldeploy-dev sandbox status
 
 demo: $(STAMP)
-	$(BIN)/modeldeploy demo up
+	$(BIN)/modeldeploy-dev demo up
 
 demo-down: $(STAMP)
-	$(BIN)/modeldeploy demo down
+	$(BIN)/modeldeploy-dev demo down
 
 clean: sandbox-down
 	rm -rf $(VENV) .venv-mlserver .venv-mlserver.lock .mypy_cache .ruff_cache .pytest_cache

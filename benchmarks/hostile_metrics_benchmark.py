@@ -72,11 +72,11 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from modeldeploy.modelserver.metrics import ReplicaMetrics
-from modeldeploy.modelserver.multi import raise_nofile_limit
 from modeldeploy.probing import metrics as probing_metrics
 from modeldeploy.probing.metrics import MetricQuery, MetricsError
 from modeldeploy.probing.prober import Prober, ReplicaProbe
 from modeldeploy.probing.targets import ProbeTarget
+from modeldeploy_dev.multi import raise_nofile_limit
 
 MODES = (
     "floor",

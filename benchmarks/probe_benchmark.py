@@ -37,11 +37,11 @@ from multiprocessing.connection import Connection
 
 import httpx
 
-from modeldeploy.modelserver.multi import MultiReplicaServer, raise_nofile_limit
 from modeldeploy.modelserver.replica import ReplicaConfig
 from modeldeploy.probing.metrics import MetricQuery
 from modeldeploy.probing.prober import Prober
 from modeldeploy.probing.targets import ProbeTarget
+from modeldeploy_dev.multi import MultiReplicaServer, raise_nofile_limit
 
 MODEL = "iris"
 VERSION = "1"

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from _common import deployment_available, md_ready, model_deployment, percentile, rss_mib, summary  # noqa: E402
 from tests.conftest import start_operator, stop_operator  # noqa: E402
 
-from modeldeploy.sandbox.cluster import Sandbox  # noqa: E402
+from modeldeploy_dev.sandbox.cluster import Sandbox  # noqa: E402
 
 
 def follow(

@@ -71,7 +71,7 @@ from tests.faults.meters import WRITE_VERBS, AuditEntry, AuditLog  # noqa: E402
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec  # noqa: E402
 from modeldeploy.render.children import Owner, render_children  # noqa: E402
 from modeldeploy.render.names import child_name  # noqa: E402
-from modeldeploy.sandbox.cluster import APISERVER, Sandbox, _node_manifest, loopback_net  # noqa: E402
+from modeldeploy_dev.sandbox.cluster import APISERVER, Sandbox, _node_manifest, loopback_net  # noqa: E402
 
 MD_PATH = "/apis/modeldeploy.io/v1alpha1/namespaces/{ns}/modeldeployments"
 DEPLOY_PATH = "/apis/apps/v1/namespaces/{ns}/deployments"

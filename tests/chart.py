@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from modeldeploy.sandbox import build
+from modeldeploy_dev.sandbox import build
 from tests.conftest import Kubectl, model_deployment
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from modeldeploy.sandbox.cluster import Sandbox, kubectl_binary
+from modeldeploy_dev.sandbox.cluster import Sandbox, kubectl_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 

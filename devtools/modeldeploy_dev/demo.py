@@ -20,9 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from modeldeploy.sandbox import build
-from modeldeploy.sandbox.cluster import Sandbox, kubectl_binary
-from modeldeploy.sandbox.traffic import iris_rows, send_rows
+from modeldeploy_dev.sandbox import build
+from modeldeploy_dev.sandbox.cluster import Sandbox, kubectl_binary
+from modeldeploy_dev.sandbox.traffic import iris_rows, send_rows
 
 NAMESPACE = "models"
 RELEASE = "modeldeploy"

@@ -1,7 +1,11 @@
-"""Command line entry point: `modeldeploy run | sandbox | modelserver`.
+"""Command line entry point: `modeldeploy run`, the operator.
 
-Each sub-command imports its own machinery lazily, so `modeldeploy sandbox up` works
-before the operator's heavier imports are needed and `--help` stays instant.
+The other production entry points are modules: `python -m modeldeploy.modelserver` (the
+reference model server) and `python -m modeldeploy.crdgen` (the CRD from the API types). The
+sandbox and the demo are development tooling, in the separate `modeldeploy_dev` package
+(`modeldeploy-dev sandbox | demo`), which this package never imports.
+
+The operator's machinery is imported lazily, so `--help` stays instant.
 """
 
 from __future__ import annotations
@@ -10,21 +14,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 from typing import Literal, get_args, get_origin
-
-
-def _sandbox(args: argparse.Namespace) -> int:
-    from modeldeploy.sandbox import build, cluster
-
-    if args.action == "build":
-        build.build_all(build.ALL + (build.TEST_TOOLS if args.test_tools else ()))
-    elif args.action == "up":
-        cluster.Sandbox().up(nodes=args.nodes)
-    elif args.action == "down":
-        cluster.Sandbox().down()
-    elif args.action == "status":
-        print(cluster.describe())
-        return 0 if cluster.Sandbox().healthy() else 1
-    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -44,12 +33,6 @@ def _run(args: argparse.Namespace) -> int:
     except ValidationError as error:
         raise RuntimeError(f"invalid setting: {error}") from None
     return run(settings)
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from modeldeploy.demo import run
-
-    return run(args.action)
 
 
 def _setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -87,18 +70,6 @@ def build_parser() -> argparse.ArgumentParser:
     _setting_flags(run)
     run.set_defaults(handler=_run)
 
-    sandbox = commands.add_parser("sandbox", help="a real control plane on 127.0.0.1 for tests and the demo")
-    sandbox.add_argument("action", choices=["build", "up", "down", "status"])
-    sandbox.add_argument("--nodes", type=int, default=3, help="kwok nodes to register (default 3)")
-    sandbox.add_argument(
-        "--test-tools",
-        action="store_true",
-        help="with build: also the test tools (kstatus probe, Argo CD's Lua runtime, promtool)",
-    )
-    sandbox.set_defaults(handler=_sandbox)
-    demo = commands.add_parser("demo", help="the guided demo on the sandbox (what `make demo` runs)")
-    demo.add_argument("action", nargs="?", choices=["up", "down"], default="up")
-    demo.set_defaults(handler=_demo)
     return parser
 
 

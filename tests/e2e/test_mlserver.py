@@ -218,8 +218,8 @@ INTERVAL = 2
 SERVE = "farm.modeldeploy.io/serve"
 FARM_HINT = (
     f": the replica farm kept the pod's address despite {SERVE}=false. A farm process started"
-    " before it knew that annotation (modeldeploy.sandbox.farm, commit 79a195e) ignores it: stop the"
-    " replica-farm pid in .sandbox/state.json and run `modeldeploy sandbox up` to start a current one"
+    " before it knew that annotation (modeldeploy_dev.sandbox.farm, commit 79a195e) ignores it: stop the"
+    " replica-farm pid in .sandbox/state.json and run `modeldeploy-dev sandbox up` to start a current one"
 )
 
 

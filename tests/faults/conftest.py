@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from modeldeploy.sandbox.cluster import COMPONENTS, Sandbox
+from modeldeploy_dev.sandbox.cluster import COMPONENTS, Sandbox
 from tests.conftest import OperatorProcess, start_operator, stop_operator
 from tests.faults.meters import RECOVERIES, AuditLog, operator_source
 from tests.faults.proxy import CuttableProxy, kubeconfig_through, upstream_of
@@ -34,7 +34,7 @@ def audit(sandbox: Sandbox) -> AuditLog:
     if not log.path.exists():
         pytest.fail(
             f"{log.path} is missing: this sandbox predates its audit log; "
-            "recreate it (`modeldeploy sandbox down && modeldeploy sandbox up`)"
+            "recreate it (`modeldeploy-dev sandbox down && modeldeploy-dev sandbox up`)"
         )
     return log
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from modeldeploy.sandbox.cluster import Sandbox
+from modeldeploy_dev.sandbox.cluster import Sandbox
 from tests.conftest import Kubectl, condition, model_deployment, wait_for
 from tests.faults.meters import (
     AuditLog,

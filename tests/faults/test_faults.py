@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from modeldeploy.sandbox.cluster import Sandbox
+from modeldeploy_dev.sandbox.cluster import Sandbox
 from tests.conftest import (
     RESYNC_SECONDS,
     Kubectl,

@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from modeldeploy.sandbox.cluster import Sandbox
+from modeldeploy_dev.sandbox.cluster import Sandbox
 from tests.conftest import Kubectl, condition, wait_for
 from tests.faults.meters import AuditLog, StartOperator, get_obj, log_lines, tracebacks
 

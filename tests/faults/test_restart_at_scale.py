@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from modeldeploy.sandbox.cluster import Sandbox
+from modeldeploy_dev.sandbox.cluster import Sandbox
 from tests.conftest import Kubectl, model_deployment, stop_operator, wait_for
 from tests.faults.meters import (
     FARM_IMAGE,

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from modeldeploy.sandbox.cluster import Sandbox
+from modeldeploy_dev.sandbox.cluster import Sandbox
 from tests.chart import CHART_DIR, ROOT, Doc, crd_copy, get, helm, unique
 from tests.conftest import Kubectl, make_kubectl, wait_for
 

@@ -1,7 +1,7 @@
 """What Flux sees: kstatus (sigs.k8s.io/cli-utils) computed for ModelDeployments.
 
 The probe is tests/kstatus, a small Go program around `status.Compute`, built once into the
-sandbox cache by `modeldeploy.sandbox.build`. Phase A hands it objects on disk; phase B creates a
+sandbox cache by `modeldeploy_dev.sandbox.build`. Phase A hands it objects on disk; phase B creates a
 ModelDeployment in the sandbox API server, writes its status through the status subresource (no
 operator runs in the test namespace) and asks the probe to read it live.
 """
@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from modeldeploy.sandbox import build
-from modeldeploy.sandbox.cluster import Sandbox
+from modeldeploy_dev.sandbox import build
+from modeldeploy_dev.sandbox.cluster import Sandbox
 from tests.conftest import Kubectl
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from modeldeploy.sandbox import build
-from modeldeploy.sandbox.cluster import Sandbox
+from modeldeploy_dev.sandbox import build
+from modeldeploy_dev.sandbox.cluster import Sandbox
 from tests.conftest import Kubectl, model_deployment, wait_for
 from tests.integration.test_kstatus import kstatus_of, run_kstatus
 

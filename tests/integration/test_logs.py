@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from modeldeploy.sandbox.cluster import Sandbox
+from modeldeploy_dev.sandbox.cluster import Sandbox
 from tests.conftest import Kubectl, model_deployment, start_operator, stop_operator
 
 pytestmark = pytest.mark.integration  # its own operator, logging JSON

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from modeldeploy.sandbox.cluster import Sandbox
+from modeldeploy_dev.sandbox.cluster import Sandbox
 from tests.chart import scratch_namespace
 from tests.conftest import Kubectl, make_kubectl, model_deployment, start_operator, stop_operator
 

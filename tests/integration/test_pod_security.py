@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from modeldeploy.sandbox.cluster import Sandbox
+from modeldeploy_dev.sandbox.cluster import Sandbox
 from tests.chart import CHART_DIR, ROOT, assert_no_other_operator, get, helm, unique
 from tests.conftest import Kubectl, OperatorProcess, start_operator, stop_operator, wait_for
 

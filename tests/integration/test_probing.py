@@ -13,8 +13,8 @@ import pytest
 from kubernetes import client, config, watch
 from prometheus_client.parser import text_string_to_metric_families
 
-from modeldeploy.sandbox.cluster import Sandbox
-from modeldeploy.sandbox.traffic import iris_rows, send_rows
+from modeldeploy_dev.sandbox.cluster import Sandbox
+from modeldeploy_dev.sandbox.traffic import iris_rows, send_rows
 from tests.conftest import Kubectl, OperatorProcess, condition, get_json, petal_length_drift, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("operator")]

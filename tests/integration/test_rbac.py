@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from modeldeploy.sandbox.cluster import Sandbox
+from modeldeploy_dev.sandbox.cluster import Sandbox
 from tests.chart import (
     CHART_DIR,
     assert_no_other_operator,

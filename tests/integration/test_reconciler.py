@@ -12,7 +12,7 @@ import yaml
 from kubernetes import client, config, watch
 from prometheus_client.parser import text_string_to_metric_families
 
-from modeldeploy.sandbox.cluster import Sandbox
+from modeldeploy_dev.sandbox.cluster import Sandbox
 from tests.conftest import (
     RESYNC_SECONDS,
     Kubectl,

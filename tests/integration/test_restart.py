@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from modeldeploy.sandbox.cluster import Sandbox
-from modeldeploy.sandbox.traffic import iris_rows, send_rows
+from modeldeploy_dev.sandbox.cluster import Sandbox
+from modeldeploy_dev.sandbox.traffic import iris_rows, send_rows
 from tests.conftest import (
     Kubectl,
     condition,

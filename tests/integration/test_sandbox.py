@@ -13,8 +13,8 @@ import httpx
 import pytest
 from kubernetes import client, config, watch
 
-from modeldeploy.sandbox import versions
-from modeldeploy.sandbox.cluster import APISERVER, ETCD, FARM, Sandbox, _alive
+from modeldeploy_dev.sandbox import versions
+from modeldeploy_dev.sandbox.cluster import APISERVER, ETCD, FARM, Sandbox, _alive
 from tests.conftest import Kubectl, wait_for
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ a `messageExcludes` substring).
 Argo CD runs health scripts in gopher-lua with only the package, base and table libraries and
 a reduced os library opened, unless a customization sets `useOpenLibs` (no string, no math).
 `tests/argocd-lua` is a small Go program built from github.com/yuin/gopher-lua that does the
-same (`modeldeploy sandbox build --test-tools`, cached beside helm): every case runs there, and
+same (`modeldeploy-dev sandbox build --test-tools`, cached beside helm): every case runs there, and
 must. An earlier script called string.format and failed inside Argo CD on every spec change,
 while these tests, run in stock Lua with the string library open, passed.
 
@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from modeldeploy.sandbox import build
+from modeldeploy_dev.sandbox import build
 
 ROOT = Path(__file__).resolve().parents[2]
 HEALTH_LUA = ROOT / "integrations" / "argocd" / "health.lua"

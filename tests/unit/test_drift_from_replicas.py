@@ -9,11 +9,11 @@ import httpx
 from modeldeploy.drift.evaluate import Baseline, evaluate
 from modeldeploy.drift.window import SlidingWindow, observe_scrape
 from modeldeploy.modelserver.model import model_document
-from modeldeploy.modelserver.multi import MultiReplicaServer
 from modeldeploy.modelserver.replica import ReplicaConfig
 from modeldeploy.probing.metrics import MetricQuery
 from modeldeploy.probing.prober import Prober
 from modeldeploy.probing.targets import ProbeTarget
+from modeldeploy_dev.multi import MultiReplicaServer
 
 QUERY = MetricQuery.of("modelserver_feature_value", {"feature": "petal_length"})
 

@@ -7,7 +7,7 @@ import subprocess
 from prometheus_client import generate_latest
 
 from modeldeploy import metrics
-from modeldeploy.sandbox import build
+from modeldeploy_dev.sandbox import build
 
 
 def _exercise() -> None:

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from modeldeploy.modelserver.multi import MultiReplicaServer
 from modeldeploy.modelserver.replica import ReplicaConfig
+from modeldeploy_dev.multi import MultiReplicaServer
 
 IRIS = {
     "inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [[5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]]}]

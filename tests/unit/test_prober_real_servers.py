@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from modeldeploy.modelserver.multi import MultiReplicaServer
 from modeldeploy.modelserver.replica import ReplicaConfig
 from modeldeploy.probing.metrics import MetricQuery
 from modeldeploy.probing.prober import Prober
 from modeldeploy.probing.targets import ProbeTarget
+from modeldeploy_dev.multi import MultiReplicaServer
 
 TIMEOUT = 1.0
 FEATURE = MetricQuery.of("modelserver_feature_value", {"feature": "petal_width"})

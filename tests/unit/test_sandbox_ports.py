@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from modeldeploy.sandbox.cluster import _ephemeral_range, _free_port
+from modeldeploy_dev.sandbox.cluster import _ephemeral_range, _free_port
 
 
 def test_a_sandbox_port_is_free_and_outside_the_range_the_kernel_gives_outgoing_connections() -> None:

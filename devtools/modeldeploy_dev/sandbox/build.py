@@ -5,7 +5,7 @@ proxy. Every binary is therefore compiled here; a cold build takes many minutes,
 one lands in `<cache>/<component>-<version>/` and is never rebuilt while it is there.
 
 This module uses the standard library only: it runs before any virtualenv exists
-(`python operator/modeldeploy/sandbox/build.py`) as well as from `modeldeploy sandbox`.
+(`python devtools/modeldeploy_dev/sandbox/build.py`) as well as from `modeldeploy-dev sandbox`.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 try:  # imported as part of the package, or run as a plain script before install
-    from modeldeploy.sandbox import versions
+    from modeldeploy_dev.sandbox import versions
 except ImportError:  # pragma: no cover - script mode
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from modeldeploy.sandbox import versions
+    from modeldeploy_dev.sandbox import versions
 
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 

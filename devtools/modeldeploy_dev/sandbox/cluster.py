@@ -28,8 +28,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from modeldeploy.sandbox import build, versions
-from modeldeploy.sandbox.pki import Credentials, ensure_credentials
+from modeldeploy_dev.sandbox import build, versions
+from modeldeploy_dev.sandbox.pki import Credentials, ensure_credentials
 
 # ClusterIPs are allocated from this range but nothing routes to them and nothing connects.
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"  # service-cluster-ip-range (never a traffic target)  # ok-nonloopback
@@ -200,7 +200,7 @@ class Sandbox:
     def server_url(self) -> str:
         state = self.state()
         if state is None:
-            raise RuntimeError("the sandbox is not up: run `modeldeploy sandbox up`")
+            raise RuntimeError("the sandbox is not up: run `modeldeploy-dev sandbox up`")
         return f"https://127.0.0.1:{state.apiserver_port}"
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -236,7 +236,8 @@ class Sandbox:
         pid = state.pids.get(FARM)
         if pid is not None and _alive(pid):
             return
-        self._start(FARM, [sys.executable, "-m", "modeldeploy.sandbox.farm", f"--kubeconfig={self.kubeconfig}"], state)
+        farm = [sys.executable, "-m", "modeldeploy_dev.sandbox.farm", f"--kubeconfig={self.kubeconfig}"]
+        self._start(FARM, farm, state)
 
     def down(self) -> None:
         state = self.state()
@@ -317,7 +318,7 @@ class Sandbox:
     def _require_state(self) -> SandboxState:
         state = self.state()
         if state is None:
-            raise RuntimeError("the sandbox is not up: run `modeldeploy sandbox up`")
+            raise RuntimeError("the sandbox is not up: run `modeldeploy-dev sandbox up`")
         return state
 
     def _args(self, name: str, state: SandboxState, creds: Credentials) -> list[str]:
@@ -585,7 +586,7 @@ def _node_manifest(index: int) -> dict[str, object]:
 
 
 def describe() -> str:
-    """One line per process for `modeldeploy sandbox status`."""
+    """One line per process for `modeldeploy-dev sandbox status`."""
     sandbox = Sandbox()
     state = sandbox.state()
     if state is None:

@@ -28,8 +28,8 @@ from typing import Any
 import httpx
 
 from modeldeploy import kubeapi
-from modeldeploy.modelserver.multi import MultiReplicaServer
 from modeldeploy.modelserver.replica import ReplicaConfig
+from modeldeploy_dev.multi import MultiReplicaServer
 
 FAULT_ANNOTATION = "farm.modeldeploy.io/fault"
 SERVE_ANNOTATION = "farm.modeldeploy.io/serve"
@@ -235,7 +235,7 @@ async def serve(kubeconfig: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m modeldeploy.sandbox.farm")
+    parser = argparse.ArgumentParser(prog="python -m modeldeploy_dev.sandbox.farm")
     parser.add_argument("--kubeconfig", required=True)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
