@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from modeldeploy.sandbox.cluster import Sandbox
+from modeldeploy_dev.sandbox.cluster import Sandbox
 from tests.chart import CHART_DIR, assert_no_other_operator, forbidden_lines, get, helm, scratch_namespace, unique
 from tests.conftest import Kubectl, free_port, make_kubectl, model_deployment, wait_for
 from tests.faults.meters import WRITE_VERBS, AuditLog
@@ -200,3 +200,46 @@ def test_the_same_image_serves_the_reference_model(podman: Podman, image: str) -
         except subprocess.TimeoutExpired:
             server.kill()
         podman("rm", "--force", "--ignore", name, check=False)
+
+
+# Run inside the image: what it holds of modeldeploy, and of the development tooling (nothing).
+IMAGE_CONTENTS = """
+import importlib.metadata, importlib.util, json, pathlib, shutil, sys
+import modeldeploy
+def installed(name):
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+roots = {pathlib.Path(p) for p in sys.path if p and pathlib.Path(p).is_dir()}
+print(json.dumps({
+    "modeldeploy": modeldeploy.__file__,
+    "operator_version": installed("modeldeploy"),
+    "dev_version": installed("modeldeploy-dev"),
+    "dev_spec": importlib.util.find_spec("modeldeploy_dev") is not None,
+    "sandbox_spec": importlib.util.find_spec("modeldeploy.sandbox") is not None,
+    "scripts": [s for s in ("modeldeploy-dev", "go", "kwok", "etcd", "kube-apiserver") if shutil.which(s)],
+    "go_sources": sorted(str(p) for r in roots for p in r.rglob("*") if p.suffix == ".go" or p.name == "go.mod"),
+    "dev_files": sorted(
+        str(p) for r in roots for p in r.rglob("modeldeploy*/**/*")
+        if p.name in ("demo.py", "multi.py", "farm.py", "kwok-stages.yaml") or p.parent.name == "sandbox"
+    ),
+}))
+"""
+
+
+def test_the_image_holds_the_operator_and_none_of_the_development_tooling(podman: Podman, image: str) -> None:
+    """Only the operator wheel is installed: no `modeldeploy_dev`, no sandbox, no Go build code."""
+    command = [*locked_down_run(podman, unique("modeldeploy-image-contents")), "--entrypoint=python", image]
+    result = subprocess.run([*command, "-c", IMAGE_CONTENTS], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["operator_version"] is not None
+    # the installed wheel (Debian's python: dist-packages), not a source tree
+    assert found["modeldeploy"].endswith("-packages/modeldeploy/__init__.py")
+    assert found["dev_version"] is None
+    assert not found["dev_spec"]
+    assert not found["sandbox_spec"]
+    assert found["scripts"] == []
+    assert found["go_sources"] == []
+    assert found["dev_files"] == []

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pytest
 import yaml
 
-from modeldeploy.sandbox import versions
+from modeldeploy_dev.sandbox import versions
 from tests.chart import ROOT, of_kind, render
 
 DOCKERFILE = ROOT / "operator" / "Dockerfile"
@@ -162,6 +162,9 @@ def _ignored(path: str, patterns: list[str]) -> bool:
         (".sandbox/pki/ca.key", True),
         (".git/config", True),
         ("tests/conftest.py", True),
+        ("tests/kstatus/main.go", True),
+        ("devtools/pyproject.toml", True),
+        ("devtools/modeldeploy_dev/sandbox/build.py", True),
         ("operator/modeldeploy/__pycache__/cli.cpython-311.pyc", True),
         ("operator/modeldeploy.egg-info/PKG-INFO", True),
     ],
