@@ -21,7 +21,6 @@ import pytest
 import yaml
 
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
-from modeldeploy.render.compare import contains, fingerprint
 from modeldeploy.render import labels as lbl
 from modeldeploy.render.children import (
     DesiredChildren,
@@ -34,6 +33,7 @@ from modeldeploy.render.children import (
     render_service,
     service_url,
 )
+from modeldeploy.render.compare import contains, fingerprint
 from modeldeploy.render.names import child_name
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,9 +15,9 @@ from modeldeploy import kubeapi
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
 from modeldeploy.controller.cache import ObjectCache, controller_uid
 from modeldeploy.controller.state import ControllerState
-from modeldeploy.render.compare import contains
 from modeldeploy.render import labels as lbl
 from modeldeploy.render.children import Owner, render_deployment, render_hpa, render_service
+from modeldeploy.render.compare import contains
 from modeldeploy.render.names import child_name
 
 HANDOVER_MANAGER = "modeldeploy-replicas-handover"

@@ -22,7 +22,6 @@ from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
 from modeldeploy.controller.cache import Key
 from modeldeploy.controller.children import CHILDREN, NameConflict, Report
 from modeldeploy.controller.events import EventRecorder
-from modeldeploy.controller.state import ConfigDriftRecord, ControllerState
 from modeldeploy.controller.limits import (
     EVENTS_BURST,
     EVENTS_PER_MINUTE,
@@ -32,6 +31,7 @@ from modeldeploy.controller.limits import (
     record_failure,
     stalled_retry_in,
 )
+from modeldeploy.controller.state import ConfigDriftRecord, ControllerState
 from modeldeploy.render import labels as lbl
 from modeldeploy.render.children import Owner, service_url
 from modeldeploy.render.names import child_name
