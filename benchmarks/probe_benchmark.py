@@ -46,10 +46,10 @@ from modeldeploy_dev.multi import MultiReplicaServer, raise_nofile_limit
 MODEL = "iris"
 VERSION = "1"
 QUERY = MetricQuery.of("modelserver_feature_value", {"feature": "petal_length"})
+# What the prober asks a healthy v2 replica (a ready server is live, a ready version is a ready
+# model), so the bare client learns the same facts with the same requests.
 PATHS = (
-    "/v2/health/live",
     "/v2/health/ready",
-    f"/v2/models/{MODEL}/ready",
     f"/v2/models/{MODEL}/versions/{VERSION}/ready",
     f"/v2/models/{MODEL}",
     "/metrics",

@@ -56,7 +56,7 @@ async def test_faulty_replicas_are_each_reported_and_bounded(farm: MultiReplicaS
     assert ok.histograms[FEATURE][math.inf] == 0  # type: ignore[index]
 
     hang = by_fault["hang"]
-    assert hang.error == "timeout after 1s on /v2/health/live"
+    assert hang.error == "timeout after 1s on /v2/health/ready"
     assert hang.metrics_error == "timeout after 1s on /metrics"
     assert hang.live is None
 
@@ -73,7 +73,7 @@ async def test_faulty_replicas_are_each_reported_and_bounded(farm: MultiReplicaS
     assert (lying.served_version, lying.version_matches) == ("2", False)
 
     crash = by_fault["crash"]
-    assert crash.error == "connection closed without a response on /v2/health/live"
+    assert crash.error == "connection closed without a response on /v2/health/ready"
 
     unhealthy = by_fault["unhealthy"]
     assert (unhealthy.live, unhealthy.ready, unhealthy.model_ready) == (False, False, False)
@@ -88,7 +88,7 @@ async def test_one_hanging_among_twenty_healthy_costs_one_timeout(farm: MultiRep
         results = await prober.probe_replicas(targets, metrics=[FEATURE])
         elapsed = time.perf_counter() - started
     assert elapsed < TIMEOUT + 1.5
-    assert results[0].error == "timeout after 1s on /v2/health/live"
+    assert results[0].error == "timeout after 1s on /v2/health/ready"
     assert all(r.healthy and r.metrics_error is None for r in results[1:])
     # a healthy replica is not held up by the hanging one: each is done before the hanging one
     # times out (compared with it, not with a wall-clock figure: a loaded machine slows both)

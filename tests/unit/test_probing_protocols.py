@@ -63,13 +63,24 @@ def test_v2_healthy_with_versioned_readiness() -> None:
     assert health == ReplicaHealth(
         live=True, ready=True, model_ready=True, served_version="1", version_matches=True, error=None
     )
-    assert asked == [
-        "/v2/health/live",
-        "/v2/health/ready",
-        "/v2/models/iris/ready",
-        "/v2/models/iris/versions/1/ready",
-        "/v2/models/iris",
-    ]
+    # a ready server is live, a ready version is a ready model: three requests on the healthy path
+    assert asked == ["/v2/health/ready", "/v2/models/iris/versions/1/ready", "/v2/models/iris"]
+
+
+def test_v2_a_server_not_ready_is_asked_whether_it_is_live() -> None:
+    answers = {**V2_UP, "/v2/health/ready": ProbeResponse(503), "/v2/models/iris/versions/1/ready": OK}
+    answers["/v2/models/iris"] = js({"name": "iris", "versions": ["1"]})
+    health, asked = run(target(), answers)
+    assert (health.live, health.ready, health.model_ready) == (True, False, True)
+    assert asked[:2] == ["/v2/health/ready", "/v2/health/live"]
+    assert health.error == "HTTP 503 on /v2/health/ready"
+
+
+def test_v2_a_dead_server_reports_liveness_first() -> None:
+    answers = {"/v2/health/ready": ProbeResponse(503), "/v2/health/live": ProbeResponse(500)}
+    health, _ = run(target(), answers)
+    assert (health.live, health.ready) == (False, False)
+    assert health.error == "HTTP 500 on /v2/health/live"
 
 
 def test_v2_versioned_404_then_metadata_names_the_actual_version() -> None:
@@ -178,9 +189,9 @@ def test_v2_metadata_for_another_model_is_an_error() -> None:
 
 
 def test_transport_failure_stops_the_flow_and_keeps_it_as_error() -> None:
-    health, asked = run(target(), {"/v2/health/live": ProbeFailed("timeout after 2s on /v2/health/live")})
-    assert asked == ["/v2/health/live"]
-    assert health == ReplicaHealth(error="timeout after 2s on /v2/health/live")
+    health, asked = run(target(), {"/v2/health/ready": ProbeFailed("timeout after 2s on /v2/health/ready")})
+    assert asked == ["/v2/health/ready"]
+    assert health == ReplicaHealth(error="timeout after 2s on /v2/health/ready")
 
 
 def test_failure_midway_keeps_what_was_learned() -> None:
@@ -191,11 +202,11 @@ def test_failure_midway_keeps_what_was_learned() -> None:
 
 def test_abandon_flow_keeps_partial_findings() -> None:
     flow = probe_flow(target())
-    assert next(flow) == ProbeRequest("/v2/health/live")
-    assert flow.send(OK) == ProbeRequest("/v2/health/ready")
+    assert next(flow) == ProbeRequest("/v2/health/ready")
+    assert flow.send(OK) == ProbeRequest("/v2/models/iris/versions/1/ready")
     health = abandon_flow(flow, "deadline of 4s exceeded")
-    assert health.live is True
-    assert health.ready is None
+    assert (health.live, health.ready) == (True, True)
+    assert health.model_ready is None
     assert health.error == "deadline of 4s exceeded"
     # a flow that never started knows nothing
     assert abandon_flow(probe_flow(target()), "late") == ReplicaHealth(error="late")

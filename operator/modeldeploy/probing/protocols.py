@@ -125,19 +125,29 @@ def _v2(target: ProbeTarget) -> ProbeFlow:
     found = _Findings(target)
     model = f"/v2/models/{target.quoted_model}"
     try:
-        found.live = found.status_ok((yield ProbeRequest("/v2/health/live")), "/v2/health/live")
-        found.ready = found.status_ok((yield ProbeRequest("/v2/health/ready")), "/v2/health/ready")
-        found.model_ready = found.status_ok((yield ProbeRequest(f"{model}/ready")), f"{model}/ready")
+        # Every round asks each replica, so each question costs: a ready server is a live one,
+        # and a ready version is a ready model. A healthy replica answers in three requests
+        # (server ready, version ready, metadata); the others are asked only to say what is wrong.
+        ready = yield ProbeRequest("/v2/health/ready")
+        if ready.ok:
+            found.live = found.ready = True
+        else:
+            found.live = found.status_ok((yield ProbeRequest("/v2/health/live")), "/v2/health/live")
+            found.ready = found.status_ok(ready, "/v2/health/ready")
 
         expected = target.expected_version
         versioned = False
+        version_status: int | None = None
         if expected is not None:
             path = f"{model}/versions/{_quote_segment(expected)}/ready"
-            response = yield ProbeRequest(path)
-            if response.status == 200:
+            version_status = (yield ProbeRequest(path)).status
+            if version_status == 200:
+                found.model_ready = True
                 found.served_version = expected
                 versioned = True
-            elif response.status == 404 and found.model_ready:
+        if not versioned:
+            found.model_ready = found.status_ok((yield ProbeRequest(f"{model}/ready")), f"{model}/ready")
+            if version_status == 404 and found.model_ready:
                 # The model is up but this version of it is not: another version is served.
                 found.not_expected = True
             # 501 (not implemented), 400 (Triton-style unknown version) or others: no evidence.
