@@ -75,6 +75,19 @@ class ReplicaProbe:
         return bool(self.live and self.ready and self.model_ready) and self.error is None
 
 
+def _scrape_outcome(
+    task: asyncio.Future[tuple[dict[MetricQuery, Buckets | MetricsError], str | None]] | None,
+    queries: tuple[MetricQuery, ...],
+    late: str,
+) -> tuple[dict[MetricQuery, Buckets | MetricsError], str | None]:
+    """What the scrape found, or why it found nothing (cut by the deadline, or no port to ask)."""
+    if task is None:
+        return {}, ("no metrics port configured" if queries else None)
+    if task.done() and not task.cancelled():
+        return task.result()
+    return dict.fromkeys(queries, MetricsError(late)), late
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
@@ -207,16 +220,7 @@ class Prober:
             health = health_task.result()
         else:
             health = abandon_flow(flow, late)
-        histograms: dict[MetricQuery, Buckets | MetricsError] = {}
-        metrics_error: str | None = None
-        if scrape_task is not None:
-            if scrape_task.done() and not scrape_task.cancelled():
-                histograms, metrics_error = scrape_task.result()
-            else:
-                metrics_error = late
-                histograms = dict.fromkeys(queries, MetricsError(late))
-        elif queries:
-            metrics_error = "no metrics port configured"
+        histograms, metrics_error = _scrape_outcome(scrape_task, queries, late)
         return ReplicaProbe(
             pod=target.pod,
             ip=target.ip,
