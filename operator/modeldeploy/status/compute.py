@@ -246,56 +246,15 @@ def compute_status(obs: Observation, *, now: str) -> dict[str, Any]:
     rollout = rollout_of(obs.deployment, obs.desired_replicas)
     healthy, mismatched = _health_conditions(obs, rollout)
     version_drift = bool(mismatched) and rollout.complete
-    data_drifted = obs.data_drift is not None and obs.data_drift.drifted
-
-    if obs.problem is not None:
-        stalled = Condition(STALLED, "True", obs.problem.reason, obs.problem.message)
-        reconciling = Condition(
-            RECONCILING, "False", "Stalled", "retrying will not help until the spec or cluster changes"
-        )
-    else:
-        stalled = Condition(STALLED, "False", "NoErrors", "")
-        if rollout.complete:
-            reconciling = Condition(RECONCILING, "False", "Converged", rollout.message)
-        else:
-            progress = f"; {len(mismatched)} replica(s) still on another version" if mismatched else ""
-            reconciling = Condition(RECONCILING, "True", "RollingOut", rollout.message + progress)
-
-    if obs.deployment is None:
-        available = Condition(AVAILABLE, "Unknown", rollout.available_reason, rollout.available_message)
-    else:
-        available = Condition(
-            AVAILABLE, "True" if rollout.available else "False", rollout.available_reason, rollout.available_message
-        )
-
-    if version_drift:
-        drifted = Condition(
-            DRIFTED,
-            "True",
-            "VersionDrift",
-            f"expected version {obs.expected_version}, but " + ", ".join(mismatched[:5]),
-        )
-    elif data_drifted:
-        assert obs.data_drift is not None
-        drifted = Condition(DRIFTED, "True", "DataDrift", obs.data_drift.message)
-    elif obs.data_drift is not None and obs.data_drift.insufficient:
-        drifted = Condition(DRIFTED, "Unknown", "InsufficientSamples", obs.data_drift.message)
-    elif obs.data_drift is None and (stated := _carried_data_drift(obs)) is not None:
-        drifted = stated
-    else:
-        drifted = Condition(
-            DRIFTED, "False", "NoDrift", obs.data_drift.message if obs.data_drift is not None else "no drift detected"
-        )
-
+    stalled, reconciling = _progress_conditions(obs, rollout, mismatched)
+    drifted = _drifted_condition(obs, mismatched if version_drift else [])
     ready = _ready(obs, rollout, healthy, version_drift, stalled, reconciling)
     if obs.ignored_replicas is not None:
         ready = replace(ready, message=f"{ready.message}; {ignored_replicas_message(obs.ignored_replicas)}")
-    previous = obs.previous_status.get("conditions")
+    conditions = [ready, reconciling, stalled, _available_condition(obs, rollout), healthy, drifted]
     status: dict[str, Any] = {
         "observedGeneration": obs.generation,
-        "conditions": merge(
-            previous, [ready, reconciling, stalled, available, healthy, drifted], now=now, generation=obs.generation
-        ),
+        "conditions": merge(obs.previous_status.get("conditions"), conditions, now=now, generation=obs.generation),
         "replicas": rollout.replicas,
         "readyReplicas": rollout.ready,
         "updatedReplicas": rollout.updated,
@@ -304,20 +263,65 @@ def compute_status(obs: Observation, *, now: str) -> dict[str, Any]:
         status["selector"] = obs.selector
     if obs.url:
         status["url"] = obs.url
-    previous_drift = obs.previous_status.get("drift") or {}
     if obs.health is not None:
         status["health"] = health_status(obs.health)
     elif healthy.status in ("True", "False") and obs.previous_status.get("health"):
         status["health"] = dict(obs.previous_status["health"])  # carried with ModelHealthy
+    drift = _drift_section(obs, drifted, mismatched)
+    if drift:
+        status["drift"] = drift
+    return status
+
+
+def _progress_conditions(obs: Observation, rollout: Rollout, mismatched: list[str]) -> tuple[Condition, Condition]:
+    """(Stalled, Reconciling): stuck until a person acts, or still on its way."""
+    if obs.problem is not None:
+        return (
+            Condition(STALLED, "True", obs.problem.reason, obs.problem.message),
+            Condition(RECONCILING, "False", "Stalled", "retrying will not help until the spec or cluster changes"),
+        )
+    stalled = Condition(STALLED, "False", "NoErrors", "")
+    if rollout.complete:
+        return stalled, Condition(RECONCILING, "False", "Converged", rollout.message)
+    progress = f"; {len(mismatched)} replica(s) still on another version" if mismatched else ""
+    return stalled, Condition(RECONCILING, "True", "RollingOut", rollout.message + progress)
+
+
+def _available_condition(obs: Observation, rollout: Rollout) -> Condition:
+    if obs.deployment is None:
+        return Condition(AVAILABLE, "Unknown", rollout.available_reason, rollout.available_message)
+    return Condition(
+        AVAILABLE, "True" if rollout.available else "False", rollout.available_reason, rollout.available_message
+    )
+
+
+def _drifted_condition(obs: Observation, version_mismatches: list[str]) -> Condition:
+    """Version drift (once the rollout is complete) before data drift; a verdict carried over a restart."""
+    data = obs.data_drift
+    if version_mismatches:
+        served = ", ".join(version_mismatches[:5])
+        return Condition(DRIFTED, "True", "VersionDrift", f"expected version {obs.expected_version}, but {served}")
+    if data is not None and data.drifted:
+        return Condition(DRIFTED, "True", "DataDrift", data.message)
+    if data is not None and data.insufficient:
+        return Condition(DRIFTED, "Unknown", "InsufficientSamples", data.message)
+    if data is None and (stated := _carried_data_drift(obs)) is not None:
+        return stated
+    return Condition(DRIFTED, "False", "NoDrift", data.message if data is not None else "no drift detected")
+
+
+def _drift_section(obs: Observation, drifted: Condition, mismatched: list[str]) -> dict[str, Any]:
+    """status.drift: config corrections, the data verdict's detail, and which replicas serve another version."""
+    previous = obs.previous_status.get("drift") or {}
     drift: dict[str, Any] = {}
     if obs.config_drift:
         drift["config"] = dict(obs.config_drift)
     if obs.data_drift is not None:
         drift["data"] = dict(obs.data_drift.status)
-    elif drifted.reason in ("DataDrift", "InsufficientSamples") and previous_drift.get("data"):
-        drift["data"] = dict(previous_drift["data"])
-    if mismatched and obs.health is None and previous_drift.get("version"):
-        drift["version"] = dict(previous_drift["version"])
+    elif drifted.reason in ("DataDrift", "InsufficientSamples") and previous.get("data"):
+        drift["data"] = dict(previous["data"])
+    if mismatched and obs.health is None and previous.get("version"):
+        drift["version"] = dict(previous["version"])
     elif mismatched:
         drift["version"] = {
             "expected": obs.expected_version,
@@ -327,9 +331,7 @@ def compute_status(obs: Observation, *, now: str) -> dict[str, Any]:
                 if r.served_version is not None and r.served_version != obs.expected_version
             ][:MAX_REPLICA_DETAILS],
         }
-    if drift:
-        status["drift"] = drift
-    return status
+    return drift
 
 
 def _carried_data_drift(obs: Observation) -> Condition | None:
