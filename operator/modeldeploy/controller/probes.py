@@ -21,11 +21,12 @@ from typing import Any
 
 from modeldeploy import metrics
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
+from modeldeploy.api.v1alpha1.drift import DriftSpec
 from modeldeploy.controller.cache import Key
 from modeldeploy.controller.state import ControllerState
-from modeldeploy.drift.evaluate import Baseline, evaluate
-from modeldeploy.drift.histograms import HistogramError, rebucket
-from modeldeploy.drift.window import SlidingWindow
+from modeldeploy.drift.evaluate import Baseline, DriftResult, evaluate
+from modeldeploy.drift.histograms import HistogramError
+from modeldeploy.drift.window import SlidingWindow, observe_scrape
 from modeldeploy.probing.metrics import MetricQuery, MetricsError
 from modeldeploy.probing.prober import Prober, ReplicaProbe
 from modeldeploy.probing.targets import CustomPaths, ProbeSettings, targets_from_pods
@@ -253,82 +254,49 @@ class ProbeManager:
     ) -> DataDriftReport:
         drift = spec.drift
         assert drift is not None
-        memory = loop.drift
-        signature = (drift.method, drift.window_seconds, tuple((q, b) for q, b in queries))
-        if memory.signature != signature:  # a new baseline or window starts from scratch
-            fresh_start = not memory.signature
-            loop.drift = memory = DriftMemory(signature=signature)
-            if fresh_start:  # after an operator restart, carry on from the verdict on the status
-                body = self.state.models.get(loop.key) or {}
-                stated = bool(((body.get("status") or {}).get("drift") or {}).get("data", {}).get("drifted"))
-                memory.drifted = dict.fromkeys((q for q, _ in queries), stated)
+        memory = self._drift_memory(loop, drift, queries)
         timestamp = time.time()
         live_pods = {p.pod for p in probes}
-        per_metric: list[dict[str, Any]] = []
         problems: list[str] = []
         unscraped: set[str] = set()
-        judged = False  # whether any metric has minSamples in its window
-        worst: tuple[float, str] | None = None
+        results: list[tuple[MetricQuery, DriftResult]] = []
         for query, baseline in queries:
             window = memory.windows.setdefault(query, SlidingWindow(drift.window_seconds, len(baseline.proportions)))
             for pod in set(window.replicas()) - live_pods:
                 window.forget(pod)
             for probe in probes:
-                buckets = probe.histograms.get(query)
-                if buckets is None or isinstance(buckets, MetricsError):
-                    if isinstance(buckets, MetricsError):
-                        problems.append(f"{probe.pod}: {buckets}")
-                        unscraped.add(probe.pod)
-                    continue
-                counts = rebucket(buckets, baseline.bounds)
-                if isinstance(counts, HistogramError):
-                    problems.append(f"{probe.pod}: {counts}")
+                problem = _feed(window, probe, query, baseline, timestamp)
+                if problem is not None:
+                    problems.append(f"{probe.pod}: {problem}")
                     unscraped.add(probe.pod)
-                    continue
-                window.observe(probe.pod, timestamp, counts)
             window.prune(timestamp)
             result = evaluate(
                 baseline, window, drift.method, drift.threshold, drift.min_samples, memory.drifted.get(query, False)
             )
             memory.drifted[query] = result.drifted
-            judged = judged or not result.insufficient_samples
-            entry: dict[str, Any] = {"name": query.name, "samples": int(result.samples)}
-            if query.labels:
-                entry["labels"] = dict(query.labels)
             if result.score is not None:
-                entry["score"] = round(result.score, 4)
                 metrics.DRIFT_SCORE.labels(namespace=loop.key[0], name=loop.key[1], metric=str(query)).set(result.score)
-            per_metric.append(entry)
-            if result.drifted and (worst is None or (result.score or 0) > worst[0]):
-                worst = (result.score or 0.0, f"{query}: {result.reason} ({int(result.samples)} samples)")
-        drifted = any(memory.drifted.values())
-        scores = [m["score"] for m in per_metric if "score" in m]
-        status: dict[str, Any] = {
-            "method": drift.method,
-            "threshold": drift.threshold,
-            "windowSeconds": drift.window_seconds,
-            "samples": min((m["samples"] for m in per_metric), default=0),
-            "lastEvaluated": now,
-            "drifted": drifted,
-            "metrics": per_metric,
-        }
-        if scores:
-            status["score"] = max(scores)
-        if drifted and worst is not None:
-            message = f"data drift on {worst[1]}"
-        elif per_metric:
-            message = "; ".join(
-                f"{m['name']}: {drift.method} {m.get('score', 'n/a')} over {m['samples']} samples" for m in per_metric
-            )
-        else:
-            message = "no drift metrics"
-        if problems:
-            message += f" (scrape problems: {'; '.join(problems[:3])})"
-        if not judged and not drifted:
-            message = f"fewer than {drift.min_samples} samples in the window yet: {message}"
-        return DataDriftReport(
-            status=status, drifted=drifted, message=message, insufficient=not judged, unscraped=frozenset(unscraped)
-        )
+            results.append((query, result))
+        return drift_report(drift, results, any(memory.drifted.values()), problems, unscraped, now)
+
+    def _drift_memory(
+        self, loop: LoopState, drift: DriftSpec, queries: list[tuple[MetricQuery, Baseline]]
+    ) -> DriftMemory:
+        """The loop's windows and verdicts; a new baseline or window starts from scratch.
+
+        After an operator restart the verdict starts as the status states it, so a drift that
+        was announced is neither lost nor announced again while the window refills.
+        """
+        signature = (drift.method, drift.window_seconds, tuple((q, b) for q, b in queries))
+        memory = loop.drift
+        if memory.signature != signature:
+            fresh_start = not memory.signature
+            loop.drift = memory = DriftMemory(signature=signature)
+            if fresh_start:
+                body = self.state.models.get(loop.key) or {}
+                stated = bool(((body.get("status") or {}).get("drift") or {}).get("data", {}).get("drifted"))
+                memory.drifted = dict.fromkeys((q for q, _ in queries), stated)
+        return memory
 
     @staticmethod
     def _record_metrics(key: Key, probes: list[ReplicaProbe], report: HealthReport, seconds: float) -> None:
@@ -432,3 +400,66 @@ def meaningfully_different(previous: DataDriftReport, fresh: DataDriftReport) ->
         return True
     stated = datetime.strptime(str(previous.status.get("lastEvaluated")), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     return (datetime.now(UTC) - stated).total_seconds() >= REFRESH_SECONDS
+
+
+def _feed(
+    window: SlidingWindow, probe: ReplicaProbe, query: MetricQuery, baseline: Baseline, timestamp: float
+) -> str | None:
+    """Put one replica's scrape of `query` into the window; why it could not be used, if it could not."""
+    buckets = probe.histograms.get(query)
+    if buckets is None:
+        return None
+    if isinstance(buckets, MetricsError):
+        return str(buckets)
+    observed = observe_scrape(window, probe.pod, timestamp, buckets, baseline.bounds)
+    return str(observed) if isinstance(observed, HistogramError) else None
+
+
+def drift_report(
+    drift: DriftSpec,
+    results: list[tuple[MetricQuery, DriftResult]],
+    drifted: bool,
+    problems: list[str],
+    unscraped: set[str],
+    now: str,
+) -> DataDriftReport:
+    """status.drift.data and the Drifted message from one round's verdicts (pure)."""
+    per_metric: list[dict[str, Any]] = []
+    worst: tuple[float, str] | None = None
+    for query, result in results:
+        entry: dict[str, Any] = {"name": query.name, "samples": int(result.samples)}
+        if query.labels:
+            entry["labels"] = dict(query.labels)
+        if result.score is not None:
+            entry["score"] = round(result.score, 4)
+        per_metric.append(entry)
+        if result.drifted and (worst is None or (result.score or 0) > worst[0]):
+            worst = (result.score or 0.0, f"{query}: {result.reason} ({int(result.samples)} samples)")
+    judged = any(not result.insufficient_samples for _, result in results)
+    scores = [m["score"] for m in per_metric if "score" in m]
+    status: dict[str, Any] = {
+        "method": drift.method,
+        "threshold": drift.threshold,
+        "windowSeconds": drift.window_seconds,
+        "samples": min((m["samples"] for m in per_metric), default=0),
+        "lastEvaluated": now,
+        "drifted": drifted,
+        "metrics": per_metric,
+    }
+    if scores:
+        status["score"] = max(scores)
+    if drifted and worst is not None:
+        message = f"data drift on {worst[1]}"
+    elif per_metric:
+        message = "; ".join(
+            f"{m['name']}: {drift.method} {m.get('score', 'n/a')} over {m['samples']} samples" for m in per_metric
+        )
+    else:
+        message = "no drift metrics"
+    if problems:
+        message += f" (scrape problems: {'; '.join(problems[:3])})"
+    if not judged and not drifted:
+        message = f"fewer than {drift.min_samples} samples in the window yet: {message}"
+    return DataDriftReport(
+        status=status, drifted=drifted, message=message, insufficient=not judged, unscraped=frozenset(unscraped)
+    )
