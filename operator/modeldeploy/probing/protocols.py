@@ -152,29 +152,34 @@ def _v2(target: ProbeTarget) -> ProbeFlow:
                 found.not_expected = True
             # 501 (not implemented), 400 (Triton-style unknown version) or others: no evidence.
 
-        # Metadata is read even when the versioned check settled the version: it
-        # is the only JSON a healthy v2 replica must return, so it is where a
-        # runtime answering 200 with nonsense shows itself.
-        metadata = found.json((yield ProbeRequest(model)), model)
-        if isinstance(metadata, dict):
-            name = metadata.get("name")
-            if isinstance(name, str) and name != target.model_name:
-                found.fail(f"{model} describes model {name!r}")
-            if not versioned:
-                claimed = _v2_metadata_version(metadata, expected, found.not_expected)
-                listed = metadata.get("versions")
-                if claimed is not None and found.not_expected and isinstance(listed, list) and len(listed) == 1:
-                    # A runtime that answers versioned readiness can confirm its own claim. MLServer
-                    # lists library versions ("sklearn/1.9.1") there, which it does not serve.
-                    path = f"{model}/versions/{_quote_segment(claimed)}/ready"
-                    confirmed = (yield ProbeRequest(path)).status == 200
-                    claimed = claimed if confirmed else None
-                found.served_version = claimed
-        elif metadata is not None:
-            found.fail(f"unexpected JSON from {model}: not an object")
+        yield from _v2_metadata(found, model, versioned)
     except ProbeFailed as failure:
         found.fail(failure.message)
     return found.result()
+
+
+def _v2_metadata(found: _Findings, model: str, versioned: bool) -> Generator[ProbeRequest, ProbeResponse, None]:
+    """Metadata is read even when the versioned check settled the version: it is the only JSON
+    a healthy v2 replica must return, so it is where a runtime answering 200 with nonsense shows itself.
+    """
+    target, expected = found.target, found.target.expected_version
+    metadata = found.json((yield ProbeRequest(model)), model)
+    if isinstance(metadata, dict):
+        name = metadata.get("name")
+        if isinstance(name, str) and name != target.model_name:
+            found.fail(f"{model} describes model {name!r}")
+        if not versioned:
+            claimed = _v2_metadata_version(metadata, expected, found.not_expected)
+            listed = metadata.get("versions")
+            if claimed is not None and found.not_expected and isinstance(listed, list) and len(listed) == 1:
+                # A runtime that answers versioned readiness can confirm its own claim. MLServer
+                # lists library versions ("sklearn/1.9.1") there, which it does not serve.
+                path = f"{model}/versions/{_quote_segment(claimed)}/ready"
+                confirmed = (yield ProbeRequest(path)).status == 200
+                claimed = claimed if confirmed else None
+            found.served_version = claimed
+    elif metadata is not None:
+        found.fail(f"unexpected JSON from {model}: not an object")
 
 
 def _v2_metadata_version(metadata: dict[str, Any], expected: str | None, not_expected: bool) -> str | None:
