@@ -68,9 +68,6 @@ class OriginPoolTransport(httpx.AsyncBaseTransport):
                 if pool is not None:
                     await pool.aclose()
 
-    def open_pools(self) -> int:
-        return len(self._pools)
-
     async def aclose(self) -> None:
         pools = list(self._pools.values())
         self._pools.clear()
