@@ -17,11 +17,13 @@ from modeldeploy.status.compute import (
     Observation,
     Problem,
     ReplicaReport,
+    UndeclaredStatus,
     can_be_folded,
     compute_status,
     for_current_pods,
     health_status,
     rollout_of,
+    status_body,
     stuck_rollout,
     without_volatile,
 )
@@ -819,3 +821,16 @@ def test_not_ready_while_the_deployment_counts_more_ready_pods_than_were_probed(
     # mid-rollout the rollout decides Ready; a probed subset does not turn ModelHealthy for nothing
     rolling = observation(deployment=deployment(updated=1), health=health(replica("iris-a")))
     assert triple(compute_status(rolling, now=NOW), "ModelHealthy") == ("True", "AllReplicasHealthy")
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_what_is_written_is_what_was_computed(name: str) -> None:
+    status = compute_status(CASES[name].obs, now=NOW)
+    assert status_body(status) == status
+
+
+def test_a_misspelled_key_stops_the_write_and_names_itself() -> None:
+    status = compute_status(observation(), now=NOW)
+    status["health"]["healthyReplica"] = status["health"].pop("healthyReplicas")
+    with pytest.raises(UndeclaredStatus, match=r"status\.health\.healthyReplica\b"):
+        status_body(status)

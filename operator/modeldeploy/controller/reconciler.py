@@ -439,7 +439,8 @@ class Reconciler:
         if since < COALESCE_SECONDS and status_compute.can_be_folded(old, new):
             raise Coalesced(COALESCE_SECONDS - since)
         self._spend(key)
-        written = await self.api.patch_status(kubeapi.MODEL_DEPLOYMENT, key[0], key[1], new)
+        body_written = status_compute.status_body(new)  # serialised once, here, as the API declares it
+        written = await self.api.patch_status(kubeapi.MODEL_DEPLOYMENT, key[0], key[1], body_written)
         self._status_written_at[key] = self._clock()
         self.state.models.apply_event("MODIFIED", written)
         self.state.last_written_status[key] = comparable

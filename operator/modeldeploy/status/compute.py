@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from modeldeploy.api.v1alpha1 import ModelDeploymentStatus
 from modeldeploy.status.conditions import Condition, merge
 from modeldeploy.status.events import transition_events
 
@@ -460,3 +461,34 @@ def for_current_pods(report: HealthReport, pods: Iterable[Mapping[str, Any]]) ->
     if replicas == tuple(report.replicas) and unprobed == tuple(report.unprobed) and not pending:
         return report
     return replace(report, replicas=replicas, unprobed=unprobed, pending=pending)
+
+
+class UndeclaredStatus(ValueError):
+    """A status the API does not declare: the apiserver would prune the unknown keys silently."""
+
+
+def status_body(status: dict[str, Any]) -> dict[str, Any]:
+    """The status as it is written: read through the API's own model and dumped once, at the write.
+
+    The status models are lenient when reading (an older operator must read a newer one's
+    status), so a misspelled key would pass them; here the round trip must give back exactly
+    what was computed, and a key it drops is an error the reconcile reports and retries.
+    """
+    body = ModelDeploymentStatus.model_validate(status).model_dump(by_alias=True, exclude_none=True, mode="json")
+    if body != status:
+        dropped = sorted(_dropped_paths(status, body))
+        raise UndeclaredStatus(f"status keys the API does not declare: {', '.join(dropped[:5]) or 'values changed'}")
+    return body
+
+
+def _dropped_paths(written: Any, kept: Any, at: str = "status") -> list[str]:
+    if isinstance(written, dict) and isinstance(kept, dict):
+        paths = [f"{at}.{k}" for k in written if k not in kept]
+        for key in written.keys() & kept.keys():
+            paths += _dropped_paths(written[key], kept[key], f"{at}.{key}")
+        return paths
+    if isinstance(written, list) and isinstance(kept, list):
+        return [
+            p for i, (w, k) in enumerate(zip(written, kept, strict=False)) for p in _dropped_paths(w, k, f"{at}[{i}]")
+        ]
+    return []
