@@ -143,17 +143,41 @@ def _log_tail(path: Path, lines: int = 15) -> str:
 
 
 def _alive(pid: int) -> bool:
+    """Whether any thread of the process still runs.
+
+    The thread-group leader of a killed Go program turns zombie ("Z") while its other threads are
+    still being torn down, and the process's sockets close only when the last thread is gone:
+    judging by the leader alone, a restarted etcd found its own peer port still in use
+    ("bind: address already in use"), in CI and here, about one run in ten.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    try:  # a zombie child of ours is not alive
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return False
+    for thread in threads:
+        try:
+            with open(f"/proc/{pid}/task/{thread}/stat") as stat:
+                if stat.read().split(")")[-1].split()[0] not in ("Z", "X"):
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Go's listeners do: TIME_WAIT is no obstacle
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def _log(message: str) -> None:
@@ -286,6 +310,8 @@ class Sandbox:
             state.save(self.directory)
             self._ensure_farm()
         else:
+            ports = {ETCD: (state.etcd_port, state.etcd_peer_port), APISERVER: (state.apiserver_port,)}
+            self._wait(lambda: all(_port_free(p) for p in ports.get(name, ())), f"the ports of {name} to be free", 30)
             self._start(name, self._args(name, state, creds), state)
         # keep the start order, whatever order components were restarted in
         state = self._require_state()
