@@ -156,7 +156,7 @@ class ProbeManager:
             if body is None:
                 return
             try:
-                spec = ModelDeploymentSpec.model_validate(body.get("spec", {}))
+                spec = self.state.spec(body)  # parsed once per generation, shared with the reconciler
             except ValueError:
                 return
             starting = False
