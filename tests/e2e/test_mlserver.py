@@ -76,10 +76,10 @@ def iris(module_mlservers: MLServers) -> MLServerProcess:
 async def test_the_loaded_version_is_served_and_healthy(iris: MLServerProcess) -> None:
     result = await probe_one(target(iris, "1.0.0"))
 
-    assert result.error is None
-    assert (result.live, result.ready, result.model_ready) == (True, True, True)
-    assert result.served_version == "1.0.0"
-    assert result.version_matches is True
+    assert result.findings.error is None
+    assert (result.findings.live, result.findings.ready, result.findings.model_ready) == (True, True, True)
+    assert result.findings.served_version == "1.0.0"
+    assert result.findings.version_matches is True
     assert result.healthy
     assert result.latency_ms < 2 * TIMEOUT * 1000
     # The version came from MLServer's versioned readiness endpoint, and it was MLServer answering.
@@ -96,10 +96,10 @@ async def test_another_expected_version_is_a_mismatch_without_a_served_version(i
     """
     result = await probe_one(target(iris, "2.0.0"))
 
-    assert result.error is None
-    assert (result.live, result.ready, result.model_ready) == (True, True, True)
-    assert result.served_version is None
-    assert result.version_matches is False
+    assert result.findings.error is None
+    assert (result.findings.live, result.findings.ready, result.findings.model_ready) == (True, True, True)
+    assert result.findings.served_version is None
+    assert result.findings.version_matches is False
     assert result.healthy
     assert access_log(iris, "/v2/models/iris/versions/2.0.0/ready", 404)
 
@@ -107,21 +107,21 @@ async def test_another_expected_version_is_a_mismatch_without_a_served_version(i
 async def test_without_an_expected_version_mlserver_gives_no_version_evidence(iris: MLServerProcess) -> None:
     result = await probe_one(target(iris, None))
 
-    assert result.error is None
+    assert result.findings.error is None
     assert result.healthy
     # `versions: []` and no model_version field: absent evidence, not a version.
-    assert result.served_version is None
-    assert result.version_matches is None
+    assert result.findings.served_version is None
+    assert result.findings.version_matches is None
 
 
 async def test_a_model_mlserver_does_not_serve_is_not_model_ready(iris: MLServerProcess) -> None:
     result = await probe_one(target(iris, "1.0.0", model_name="wine"))
 
-    assert (result.live, result.ready, result.model_ready) == (True, True, False)
-    assert result.error == "HTTP 404 on /v2/models/wine/ready"
-    assert result.served_version is None
+    assert (result.findings.live, result.findings.ready, result.findings.model_ready) == (True, True, False)
+    assert result.findings.error == "HTTP 404 on /v2/models/wine/ready"
+    assert result.findings.served_version is None
     # 404 on the versioned endpoint says nothing when the model itself is not there.
-    assert result.version_matches is None
+    assert result.findings.version_matches is None
     assert not result.healthy
 
 
@@ -169,10 +169,10 @@ async def test_an_unversioned_model_is_not_the_expected_version(mlservers: MLSer
     server = mlservers.start(folder, host=HOST, http_port=free_port_on(HOST), metrics_port=free_port_on(HOST))
     result = await probe_one(target(server, "1.0.0"))
 
-    assert result.error is None
+    assert result.findings.error is None
     assert result.healthy
-    assert result.served_version is None
-    assert result.version_matches is False
+    assert result.findings.served_version is None
+    assert result.findings.version_matches is False
     assert access_log(server, "/v2/models/iris/versions/1.0.0/ready", 404)
 
 
@@ -181,13 +181,13 @@ async def test_mlserver_dependency_versions_are_not_a_served_version(mlservers: 
     server = mlservers.start(folder, host=HOST, http_port=free_port_on(HOST), metrics_port=free_port_on(HOST))
 
     serving = await probe_one(target(server, "1.0.0"))
-    assert serving.served_version == "1.0.0"  # settled by the versioned endpoint; metadata unused
-    assert serving.version_matches is True
+    assert serving.findings.served_version == "1.0.0"  # settled by the versioned endpoint; metadata unused
+    assert serving.findings.version_matches is True
 
     other = await probe_one(target(server, "2.0.0"))
-    assert other.version_matches is False
+    assert other.findings.version_matches is False
     # Today: "sklearn/1.9.1", which the operator would report as the version this pod serves.
-    assert other.served_version is None
+    assert other.findings.served_version is None
 
 
 async def test_a_stopped_mlserver_is_connection_refused_within_the_timeout(mlservers: MLServers) -> None:
@@ -202,9 +202,9 @@ async def test_a_stopped_mlserver_is_connection_refused_within_the_timeout(mlser
     result = await probe_one(probe_target, request_timeout=1.0)
     took = time.monotonic() - started
 
-    assert result.error == f"cannot connect to {HOST}:{server.http_port}: connection refused"
-    assert (result.live, result.ready, result.model_ready) == (None, None, None)
-    assert result.served_version is None
+    assert result.findings.error == f"cannot connect to {HOST}:{server.http_port}: connection refused"
+    assert (result.findings.live, result.findings.ready, result.findings.model_ready) == (None, None, None)
+    assert result.findings.served_version is None
     assert not result.healthy
     assert took < 1.0, f"a refused connection took {took:.2f}s to report"
 

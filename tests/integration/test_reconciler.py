@@ -62,9 +62,19 @@ def test_a_new_model_costs_two_applies_and_its_status_writes(kubectl: Kubectl, o
     before = api_requests(operator)
     apply(kubectl, manifest(replicas=1))
     wait_for(lambda: ready(kubectl), timeout=60, what="Ready")
+
+    def spent_now() -> dict[tuple[str, str, str], float]:
+        after = api_requests(operator)
+        return {
+            key: n - before.get(key, 0) for key, n in after.items() if n != before.get(key, 0) and key[0] != "WATCH"
+        }
+
+    # The operator counts a request when its answer arrives; on a loaded machine kubectl can see the
+    # Ready write before the operator has read the apiserver's answer to it (CI once counted 1 here).
+    status_writes = ("PATCH", "modeldeployments/status", "200")
+    wait_for(lambda: spent_now().get(status_writes, 0) >= 2, timeout=15, what="the Ready write counted")
     time.sleep(2)  # anything the operator still sends for it
-    after = api_requests(operator)
-    spent = {key: n - before.get(key, 0) for key, n in after.items() if n != before.get(key, 0) and key[0] != "WATCH"}
+    spent = spent_now()
     print(f"requests for one new ModelDeployment: {spent}")
     assert spent.get(("APPLY", "deployments", "201")) == 1  # created by the apply
     assert spent.get(("APPLY", "services", "201")) == 1
@@ -73,7 +83,7 @@ def test_a_new_model_costs_two_applies_and_its_status_writes(kubectl: Kubectl, o
     # Status: the generation observed, then Ready; the steps between them (rollout counts, the first
     # probe answering before the Deployment's status caught up) fold into the Ready write, unless
     # Ready takes over 10 s. The average at scale: benchmarks/scale_benchmark.py (BENCHMARKS.md).
-    assert spent.get(("PATCH", "modeldeployments/status", "200"), 0) == 2, spent
+    assert spent.get(status_writes, 0) == 2, spent
     assert sum(spent.values()) == 4, spent
 
 

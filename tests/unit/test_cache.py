@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -248,7 +249,7 @@ def test_a_slim_pod_answers_every_question_the_operator_asks_of_a_pod_as_the_ful
     slim = [slim_pod(copy.deepcopy(p)) for p in POD_SHAPES]
     settings = ProbeSettings(port=8080, model_name="iris")
     assert targets_from_pods(slim, settings) == targets_from_pods(POD_SHAPES, settings)
-    report = HealthReport(probed_at="now", replicas=())
+    report = HealthReport(probed_at=datetime.now(UTC), replicas=())
     assert for_current_pods(report, slim) == for_current_pods(report, POD_SHAPES)
     assert controller_uid(slim[0]) == controller_uid(POD_SHAPES[0]) == "rs"
     cache = ObjectCache(index_label=LABEL, transform=slim_pod)

@@ -59,8 +59,13 @@ async def probe(transport: httpx.MockTransport, targets: list[ProbeTarget], **kw
 async def test_healthy_replica_with_histograms() -> None:
     [result] = await probe(by_host({}), [target()])
     assert result.healthy
-    assert (result.pod, result.ip, result.served_version, result.version_matches) == ("pod-1", "127.0.50.1", "1", True)
-    assert result.error is None
+    assert (result.pod, result.ip, result.findings.served_version, result.findings.version_matches) == (
+        "pod-1",
+        "127.0.50.1",
+        "1",
+        True,
+    )
+    assert result.findings.error is None
     assert result.metrics_error is None
     assert result.histograms[QUERY] == {1.0: 2.0, math.inf: 5.0}
     assert result.latency_ms >= 0
@@ -83,8 +88,8 @@ async def test_transport_errors_become_short_messages(exc: Exception, message: s
         raise exc
 
     [result] = await probe(by_host({"127.0.50.1": fail}), [target(metrics=False)])
-    assert result.error == message
-    assert result.live is None
+    assert result.findings.error == message
+    assert result.findings.live is None
     assert not result.healthy
 
 
@@ -98,11 +103,11 @@ async def test_http_and_body_errors_are_the_replicas_own() -> None:
         return healthy_response(request)
 
     results = await probe(by_host({"127.0.50.1": garbage, "127.0.50.2": unhealthy}), [target(1), target(2), target(3)])
-    assert results[0].error == "malformed JSON from /v2/models/iris"
+    assert results[0].findings.error == "malformed JSON from /v2/models/iris"
     assert results[0].metrics_error is not None
     assert results[0].metrics_error.startswith("malformed metrics text")
     assert isinstance(results[0].histograms[QUERY], MetricsError)
-    assert (results[1].ready, results[1].error) == (False, "HTTP 503 on /v2/health/ready")
+    assert (results[1].findings.ready, results[1].findings.error) == (False, "HTTP 503 on /v2/health/ready")
     assert results[2].healthy
 
 
@@ -112,7 +117,7 @@ async def test_oversized_body_is_refused() -> None:
 
     async with Prober(transport=by_host({"127.0.50.1": huge}), max_body_bytes=1000) as prober:
         [result] = await prober.probe_replicas([target(metrics=False)])
-    assert result.error == "response from /v2/health/ready is larger than 1000 bytes"
+    assert result.findings.error == "response from /v2/health/ready is larger than 1000 bytes"
 
 
 async def test_metrics_body_over_the_cap_is_the_scrapes_error_only() -> None:
@@ -159,7 +164,7 @@ async def test_bodies_are_asked_for_uncompressed_and_compressed_ones_refused() -
     assert seen["/metrics"]["accept"].startswith("text/plain;version=0.0.4")
     assert metrics.metrics_error == "response from /metrics is gzip-encoded; the prober asks for identity"
     assert metrics.healthy
-    assert health.error == "response from /v2/health/ready is gzip-encoded; the prober asks for identity"
+    assert health.findings.error == "response from /v2/health/ready is gzip-encoded; the prober asks for identity"
     assert health.metrics_error is None
 
 
@@ -172,9 +177,9 @@ async def test_deadline_cuts_a_slow_replica_and_keeps_partial_results() -> None:
     [result] = await probe(by_host({"127.0.50.1": slow}), [target()], deadline=0.3)
     elapsed = time.perf_counter() - started
     assert elapsed < 1.0
-    assert result.error == "deadline of 0.3s exceeded"
+    assert result.findings.error == "deadline of 0.3s exceeded"
     # the server's readiness (live and ready) answered within 0.2 s, the version's did not
-    assert (result.live, result.ready, result.model_ready) == (True, True, None)
+    assert (result.findings.live, result.findings.ready, result.findings.model_ready) == (True, True, None)
     # the scrape finished in 0.2 s, before the deadline
     assert result.metrics_error is None
     assert result.histograms[QUERY] == {1.0: 2.0, math.inf: 5.0}
@@ -190,7 +195,7 @@ async def test_one_hanging_replica_delays_only_itself() -> None:
     results = await probe(by_host({"127.0.50.1": hang}), targets, deadline=0.5)
     elapsed = time.perf_counter() - started
     assert elapsed < 1.5
-    assert results[0].error == "deadline of 0.5s exceeded"
+    assert results[0].findings.error == "deadline of 0.5s exceeded"
     assert results[0].metrics_error == "deadline of 0.5s exceeded"
     assert [r.pod for r in results] == [t.pod for t in targets]
     assert all(r.healthy for r in results[1:])
@@ -230,11 +235,11 @@ async def test_requests_go_only_to_the_pod_ip_and_port() -> None:
 
     [result] = await probe(httpx.MockTransport(record), [target(metrics=False)])
     assert seen == {("127.0.50.1", 8080)}  # the redirect was not followed
-    assert result.error == "HTTP 302 on /v2/health/live"
+    assert result.findings.error == "HTTP 302 on /v2/health/live"
 
 
 async def test_module_level_entry_point_with_shared_prober() -> None:
     async with Prober(transport=by_host({})) as prober:
         results = await probe_replicas([target(1), target(2)], prober=prober, metrics=[QUERY])
     assert [r.healthy for r in results] == [True, True]
-    assert [r.served_version for r in results] == ["1", "1"]
+    assert [r.findings.served_version for r in results] == ["1", "1"]

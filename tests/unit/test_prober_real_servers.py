@@ -51,33 +51,33 @@ async def test_faulty_replicas_are_each_reported_and_bounded(farm: MultiReplicaS
 
     ok = by_fault["ok"]
     assert ok.healthy
-    assert ok.served_version == "1"
-    assert ok.version_matches is True
+    assert ok.findings.served_version == "1"
+    assert ok.findings.version_matches is True
     assert ok.histograms[FEATURE][math.inf] == 0  # type: ignore[index]
 
     hang = by_fault["hang"]
-    assert hang.error == "timeout after 1s on /v2/health/ready"
+    assert hang.findings.error == "timeout after 1s on /v2/health/ready"
     assert hang.metrics_error == "timeout after 1s on /metrics"
-    assert hang.live is None
+    assert hang.findings.live is None
 
     garbage = by_fault["garbage"]
-    assert garbage.error == "malformed JSON from /v2/models/iris"
+    assert garbage.findings.error == "malformed JSON from /v2/models/iris"
     assert garbage.metrics_error is not None
     assert garbage.metrics_error.startswith("malformed metrics text")
 
     lying = by_fault["version=2"]
-    assert lying.error is None
-    assert lying.live
-    assert lying.ready
-    assert lying.model_ready
-    assert (lying.served_version, lying.version_matches) == ("2", False)
+    assert lying.findings.error is None
+    assert lying.findings.live
+    assert lying.findings.ready
+    assert lying.findings.model_ready
+    assert (lying.findings.served_version, lying.findings.version_matches) == ("2", False)
 
     crash = by_fault["crash"]
-    assert crash.error == "connection closed without a response on /v2/health/ready"
+    assert crash.findings.error == "connection closed without a response on /v2/health/ready"
 
     unhealthy = by_fault["unhealthy"]
-    assert (unhealthy.live, unhealthy.ready, unhealthy.model_ready) == (False, False, False)
-    assert unhealthy.error == "HTTP 503 on /v2/health/live"
+    assert (unhealthy.findings.live, unhealthy.findings.ready, unhealthy.findings.model_ready) == (False, False, False)
+    assert unhealthy.findings.error == "HTTP 503 on /v2/health/live"
     assert unhealthy.metrics_error is None  # metrics still served
 
 
@@ -88,7 +88,7 @@ async def test_one_hanging_among_twenty_healthy_costs_one_timeout(farm: MultiRep
         results = await prober.probe_replicas(targets, metrics=[FEATURE])
         elapsed = time.perf_counter() - started
     assert elapsed < TIMEOUT + 1.5
-    assert results[0].error == "timeout after 1s on /v2/health/ready"
+    assert results[0].findings.error == "timeout after 1s on /v2/health/ready"
     assert all(r.healthy and r.metrics_error is None for r in results[1:])
     # a healthy replica is not held up by the hanging one: each is done before the hanging one
     # times out (compared with it, not with a wall-clock figure: a loaded machine slows both)
@@ -103,8 +103,8 @@ async def test_removed_replica_refuses_and_fault_changes_apply_at_once(farm: Mul
         gone, sick = await prober.probe_replicas([a, b])
         farm.set_fault(b.ip, b.port, "ok")
         [well] = await prober.probe_replicas([b])
-    assert gone.error == f"cannot connect to {a.ip}:{a.port}: connection refused"
-    assert sick.ready is False
+    assert gone.findings.error == f"cannot connect to {a.ip}:{a.port}: connection refused"
+    assert sick.findings.ready is False
     assert well.healthy
 
 
@@ -135,4 +135,4 @@ async def test_deadline_stops_a_server_that_trickles_bytes() -> None:
     finally:
         server.close()
     assert elapsed < 1.8
-    assert result.error == "deadline of 1s exceeded"
+    assert result.findings.error == "deadline of 1s exceeded"

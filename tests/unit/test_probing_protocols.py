@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from modeldeploy.probing.protocols import (
+    Findings,
     ProbeFailed,
     ProbeRequest,
     ProbeResponse,
-    ReplicaHealth,
     abandon_flow,
     probe_flow,
     run_flow,
@@ -35,7 +35,7 @@ def js(body: Any, status: int = 200) -> ProbeResponse:
 OK = ProbeResponse(200)
 
 
-def run(t: ProbeTarget, answers: Mapping[str, Answer]) -> tuple[ReplicaHealth, list[str]]:
+def run(t: ProbeTarget, answers: Mapping[str, Answer]) -> tuple[Findings, list[str]]:
     asked: list[str] = []
 
     def respond(request: ProbeRequest) -> ProbeResponse:
@@ -60,7 +60,7 @@ def test_v2_healthy_with_versioned_readiness() -> None:
         target(),
         {**V2_UP, "/v2/models/iris/versions/1/ready": OK, "/v2/models/iris": js({"name": "iris", "versions": ["1"]})},
     )
-    assert health == ReplicaHealth(
+    assert health == Findings(
         live=True, ready=True, model_ready=True, served_version="1", version_matches=True, error=None
     )
     # a ready server is live, a ready version is a ready model: three requests on the healthy path
@@ -191,7 +191,7 @@ def test_v2_metadata_for_another_model_is_an_error() -> None:
 def test_transport_failure_stops_the_flow_and_keeps_it_as_error() -> None:
     health, asked = run(target(), {"/v2/health/ready": ProbeFailed("timeout after 2s on /v2/health/ready")})
     assert asked == ["/v2/health/ready"]
-    assert health == ReplicaHealth(error="timeout after 2s on /v2/health/ready")
+    assert health == Findings(error="timeout after 2s on /v2/health/ready")
 
 
 def test_failure_midway_keeps_what_was_learned() -> None:
@@ -209,7 +209,7 @@ def test_abandon_flow_keeps_partial_findings() -> None:
     assert health.model_ready is None
     assert health.error == "deadline of 4s exceeded"
     # a flow that never started knows nothing
-    assert abandon_flow(probe_flow(target()), "late") == ReplicaHealth(error="late")
+    assert abandon_flow(probe_flow(target()), "late") == Findings(error="late")
 
 
 def test_v1_tensorflow_serving_versions() -> None:
@@ -281,7 +281,7 @@ def test_custom_paths() -> None:
 def test_custom_without_paths_knows_nothing() -> None:
     health, asked = run(target("custom"), {})
     assert asked == []
-    assert health == ReplicaHealth()
+    assert health == Findings()
 
 
 # Every path a flow asks for goes through ProbeTarget.url, which applies the spec's path rule

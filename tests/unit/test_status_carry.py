@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from modeldeploy.status.compute import compute_status
-from tests.unit.test_status_compute import NOW, data_drift, observation, triple
+from tests.unit.test_status_compute import NOW, compute_status, data_drift, observation, triple
 
 
 def restarted(previous: dict[str, object], **overrides: object) -> dict[str, object]:

@@ -6,17 +6,13 @@ from typing import Any
 
 import pytest
 
-from modeldeploy.status.compute import (
-    DataDriftReport,
-    HealthReport,
-    Observation,
-    Problem,
-    ReplicaReport,
-    compute_status,
-)
+from modeldeploy.api.v1alpha1 import DataDriftStatus, ReplicaHealth
+from modeldeploy.drift.report import DataDriftReport
+from modeldeploy.status.compute import HealthReport, Observation, Problem, compute_status, status_body
 from modeldeploy.status.events import transition_events
 
 Obj = dict[str, Any]
+T = "2024-01-01T00:00:00Z"
 
 
 def status(**conditions: tuple[str, str] | tuple[str, str, str]) -> Obj:
@@ -147,8 +143,18 @@ def test_event_reasons_and_types_are_valid() -> None:
 # ---- with statuses from compute_status -------------------------------------------------------------
 
 
-def _replica(pod: str, *, healthy: bool = True, served: str = "1.0.0") -> ReplicaReport:
-    return ReplicaReport(pod, "127.0.60.1", True, True, healthy, served, 1.0, None if healthy else "down", "t")
+def _replica(pod: str, *, healthy: bool = True, served: str = "1.0.0") -> ReplicaHealth:
+    return ReplicaHealth(
+        pod=pod,
+        ip="127.0.60.1",
+        live=True,
+        ready=True,
+        model_ready=healthy,
+        served_version=served,
+        latency_ms=1.0,
+        error=None if healthy else "down",
+        since="2024-01-01T00:00:00Z",
+    )
 
 
 def _deployment() -> Obj:
@@ -173,11 +179,11 @@ def _compute(previous: Obj, **overrides: Any) -> Obj:
         "desired_replicas": 2,
         "probing_enabled": True,
         "deployment": _deployment(),
-        "health": HealthReport("t", [_replica("iris-a"), _replica("iris-b")]),
+        "health": HealthReport(T, [_replica("iris-a"), _replica("iris-b")]),
         "previous_status": previous,
     }
     values.update(overrides)
-    return compute_status(Observation(**values), now="2024-01-01T00:00:00Z")
+    return status_body(compute_status(Observation(**values), now=T))
 
 
 def test_a_life_cycle_of_computed_statuses() -> None:
@@ -188,7 +194,7 @@ def test_a_life_cycle_of_computed_statuses() -> None:
     assert [e[1] for e in transition_events(fresh, ready)] == ["Ready"]
     assert transition_events(ready, _compute(ready)) == []
 
-    sick = _compute(ready, health=HealthReport("t", [_replica("iris-a"), _replica("iris-b", healthy=False)]))
+    sick = _compute(ready, health=HealthReport(T, [_replica("iris-a"), _replica("iris-b", healthy=False)]))
     events = transition_events(ready, sick)
     assert [e[:2] for e in events] == [("Warning", "ModelUnhealthy")]
     assert "iris-b" in events[0][2]
@@ -196,10 +202,10 @@ def test_a_life_cycle_of_computed_statuses() -> None:
     recovered = _compute(sick)
     assert [e[1] for e in transition_events(sick, recovered)] == ["ModelRecovered", "Ready"]
 
-    drifting = _compute(recovered, data_drift=DataDriftReport({}, True, "data drift on m"))
+    drifting = _compute(recovered, data_drift=DataDriftReport(DataDriftStatus(), True, "data drift on m"))
     assert transition_events(recovered, drifting) == [("Warning", "DriftDetected", "data drift on m")]
 
-    old_pod = HealthReport("t", [_replica("iris-a"), _replica("iris-b", served="0.9")])
+    old_pod = HealthReport(T, [_replica("iris-a"), _replica("iris-b", served="0.9")])
     version = _compute(drifting, health=old_pod)
     assert [e[1] for e in transition_events(drifting, version)] == ["VersionDrift"]
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation, localcontext
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import (
     AfterValidator,
@@ -26,6 +26,7 @@ from pydantic import (
     PlainSerializer,
     StrictInt,
     StrictStr,
+    ValidationInfo,
     WithJsonSchema,
     model_validator,
 )
@@ -63,11 +64,16 @@ class SpecModel(BaseModel):
         return data
 
 
+_READING: Mapping[str, bool] = {"reading": True}
+
+
 class StatusModel(BaseModel):
     """Base of everything the operator writes.
 
-    Lenient on purpose: an older operator reading status written by a newer one must not
-    fail on fields it does not know, and timestamps arrive as strings.
+    Lenient when reading (`read`): an older operator reading status written by a newer one
+    must not fail on fields it does not know, and timestamps arrive as strings. Strict when
+    built by the operator's own code: a key the API does not declare is a bug, and ignored it
+    would be a status section the apiserver never sees.
     """
 
     model_config = ConfigDict(
@@ -76,6 +82,21 @@ class StatusModel(BaseModel):
         extra="ignore",
         protected_namespaces=(),
     )
+
+    @classmethod
+    def read(cls, data: Any) -> Self:
+        """A status as the apiserver holds it, keys this operator does not know ignored."""
+        return cls.model_validate(data, context=_READING)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _declared_keys_only(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, Mapping) and info.context is not _READING:
+            fields = cls.model_fields
+            unknown = [k for k in data if k not in fields and not any(f.alias == k for f in fields.values())]
+            if unknown:
+                raise ValueError(f"{cls.__name__} declares no {', '.join(map(repr, sorted(unknown)))}")
+        return data
 
 
 @dataclass(frozen=True)

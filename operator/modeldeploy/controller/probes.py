@@ -14,42 +14,34 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from modeldeploy import metrics
-from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
+from modeldeploy.api.v1alpha1 import ModelDeploymentSpec, ReplicaHealth
 from modeldeploy.api.v1alpha1.drift import DriftSpec
 from modeldeploy.controller.cache import Key
 from modeldeploy.controller.state import ControllerState
 from modeldeploy.drift.evaluate import Baseline, DriftResult, evaluate
 from modeldeploy.drift.histograms import HistogramError
+from modeldeploy.drift.report import DataDriftReport, drift_report, meaningfully_different
 from modeldeploy.drift.window import SlidingWindow, observe_scrape
 from modeldeploy.probing.metrics import MetricQuery, MetricsError
 from modeldeploy.probing.prober import Prober, ReplicaProbe
 from modeldeploy.probing.targets import CustomPaths, ProbeSettings, targets_from_pods
 from modeldeploy.render.children import metrics_path, metrics_port
 from modeldeploy.render.names import child_name
-from modeldeploy.status.compute import DataDriftReport, HealthReport, ReplicaReport
+from modeldeploy.status.compute import HealthReport
+from modeldeploy.status.health import ReplicaMemory, memory_from_status, track
 
 log = logging.getLogger("modeldeploy.probes")
 MIN_POKE_INTERVAL = 1.0
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class ReplicaMemory:
-    """What one replica's history says: consecutive failures, last good result, since when."""
-
-    failures: int = 0
-    last_good: ReplicaProbe | None = None
-    healthy: bool | None = None
-    since: str = ""
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 @dataclass
@@ -186,10 +178,7 @@ class ProbeManager:
             metrics=[q for q, _ in queries],
         )
         now = _now()
-        judged = [
-            (probe.pod, self._remember(loop, probe, spec.probing.failure_threshold, spec.model.version, now))
-            for probe in probes
-        ]
+        judged = [(probe.pod, self._remember(loop, probe, spec, now)) for probe in probes]
         for gone in set(loop.replicas) - {p.pod for p in probes}:
             del loop.replicas[gone]
         report = HealthReport(
@@ -202,7 +191,7 @@ class ProbeManager:
         if spec.drift is not None:
             fresh = self._drift(loop, spec, probes, queries, now)
             previous = self.state.data_drift.get(loop.key)
-            if previous is None or meaningfully_different(previous, fresh):
+            if previous is None or meaningfully_different(previous, fresh, now):
                 self.state.data_drift[loop.key] = fresh
         else:
             self.state.data_drift.pop(loop.key, None)
@@ -212,37 +201,14 @@ class ProbeManager:
         return never_healthy or bool(unprobed)
 
     def _remember(
-        self, loop: LoopState, probe: ReplicaProbe, threshold: int, expected: str, now: str
-    ) -> ReplicaReport | None:
-        """The replica as the status shows it; None while it is starting (see `judge`)."""
+        self, loop: LoopState, probe: ReplicaProbe, spec: ModelDeploymentSpec, now: datetime
+    ) -> ReplicaHealth | None:
+        """The replica as the status shows it; None while it is starting (see `status.health.judge`)."""
         memory = loop.replicas.get(probe.pod)
         if memory is None:
-            memory = loop.replicas[probe.pod] = self._memory_from_status(loop.key, probe)
-        shown = judge(memory, probe, threshold)
-        if shown is None:
-            return None
-        healthy = shown.healthy
-        if memory.healthy != healthy:
-            memory.healthy = healthy
-            memory.since = now
-        served = shown.served_version
-        if served is None and shown.version_matches is False:
-            served = f"not {expected}"  # evidence of another version, though not which one
-        return ReplicaReport(
-            pod=probe.pod,
-            ip=probe.ip,
-            live=shown.live,
-            ready=shown.ready,
-            model_ready=shown.model_ready,
-            served_version=served,
-            latency_ms=round(probe.latency_ms, 1),
-            error=shown.error,
-            since=memory.since,
-        )
-
-    def _memory_from_status(self, key: Key, probe: ReplicaProbe) -> ReplicaMemory:
-        body = self.state.models.get(key) or {}
-        return memory_from_status(body.get("status") or {}, probe)
+            body = self.state.models.get(loop.key) or {}
+            memory = loop.replicas[probe.pod] = memory_from_status(body.get("status") or {}, probe.pod)
+        return track(memory, probe.as_status(spec.model.version), spec.probing.failure_threshold, now)
 
     def _drift(
         self,
@@ -250,7 +216,7 @@ class ProbeManager:
         spec: ModelDeploymentSpec,
         probes: list[ReplicaProbe],
         queries: list[tuple[MetricQuery, Baseline]],
-        now: str,
+        now: datetime,
     ) -> DataDriftReport:
         drift = spec.drift
         assert drift is not None
@@ -301,7 +267,7 @@ class ProbeManager:
     @staticmethod
     def _record_metrics(key: Key, probes: list[ReplicaProbe], report: HealthReport, seconds: float) -> None:
         for probe in probes:
-            outcome = "healthy" if probe.healthy else ("error" if probe.error else "unhealthy")
+            outcome = "healthy" if probe.healthy else ("error" if probe.findings.error else "unhealthy")
             metrics.PROBES.labels(outcome=outcome).inc()
             metrics.PROBE_SECONDS.observe(probe.latency_ms / 1000)
         metrics.PROBE_CYCLE_SECONDS.observe(seconds)
@@ -310,53 +276,6 @@ class ProbeManager:
 
 
 STARTUP_FIRST_RETRY = 0.5
-
-
-def judge(memory: ReplicaMemory, probe: ReplicaProbe, threshold: int) -> ReplicaProbe | None:
-    """Record one round's answer in `memory`; return the answer the status shows, None if none yet.
-
-    A verdict changes only after `threshold` rounds in a row say otherwise, in both
-    directions: a healthy replica keeps its last good answer through a slow round or two, and
-    a replica that has not yet answered healthy is starting (its model loading), not unhealthy.
-    """
-    if probe.healthy:
-        memory.failures = 0
-        memory.last_good = probe
-        return probe
-    memory.failures += 1
-    if memory.failures >= threshold:
-        return probe
-    return memory.last_good
-
-
-def memory_from_status(status: Mapping[str, Any], probe: ReplicaProbe) -> ReplicaMemory:
-    """What a status written before says of the probed replica, so a new operator carries on.
-
-    Its `since`: without it every replica's `since` moved to the first round after a restart,
-    one status write per ModelDeployment for nothing a person would call a change. Its last
-    good answer: without it the failure threshold did not hold across a restart, and one slow
-    first round (a thousand probe loops starting at once) turned healthy replicas unhealthy.
-    """
-    for entry in (status.get("health") or {}).get("replicas") or []:
-        if entry.get("pod") != probe.pod or not entry.get("since"):
-            continue
-        healthy = bool(entry.get("live") and entry.get("ready") and entry.get("modelReady")) and not entry.get("error")
-        memory = ReplicaMemory(healthy=healthy, since=str(entry["since"]))
-        if healthy:
-            served = entry.get("servedVersion")
-            memory.last_good = ReplicaProbe(
-                pod=probe.pod,
-                ip=probe.ip,
-                live=True,
-                ready=True,
-                model_ready=True,
-                served_version=str(served) if served is not None else None,
-                version_matches=None,
-                latency_ms=float(entry.get("latencyMs") or 0.0),
-                error=None,
-            )
-        return memory
-    return ReplicaMemory()
 
 
 def next_round_in(interval_seconds: float, loop: LoopState, starting: bool) -> float:
@@ -376,32 +295,6 @@ def next_round_in(interval_seconds: float, loop: LoopState, starting: bool) -> f
     return min(jittered, delay)
 
 
-SCORE_CHANGE = 0.1  # relative change of a drift score worth a status write
-REFRESH_SECONDS = 300.0  # a drift verdict is re-stated at least this often under traffic
-
-
-def meaningfully_different(previous: DataDriftReport, fresh: DataDriftReport) -> bool:
-    """Whether the new drift result deserves a status write.
-
-    Under steady traffic the score and sample count move a little every round; writing each
-    wiggle would cost a write per ModelDeployment per interval. A change of verdict always
-    counts, a score that moved by more than 10% counts, and so does a stale statement. So does a
-    replica whose metrics cannot be read, or can again: drift is judged without it meanwhile,
-    and the person reading the status needs to know which one and why.
-    """
-    if (previous.drifted, previous.insufficient) != (fresh.drifted, fresh.insufficient):
-        return True
-    if previous.unscraped != fresh.unscraped:
-        return True
-    old, new = previous.status.get("score"), fresh.status.get("score")
-    if (old is None) != (new is None):
-        return True
-    if old is not None and new is not None and abs(new - old) > SCORE_CHANGE * max(abs(old), 0.01):
-        return True
-    stated = datetime.strptime(str(previous.status.get("lastEvaluated")), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    return (datetime.now(UTC) - stated).total_seconds() >= REFRESH_SECONDS
-
-
 def _feed(
     window: SlidingWindow, probe: ReplicaProbe, query: MetricQuery, baseline: Baseline, timestamp: float
 ) -> str | None:
@@ -413,53 +306,3 @@ def _feed(
         return str(buckets)
     observed = observe_scrape(window, probe.pod, timestamp, buckets, baseline.bounds)
     return str(observed) if isinstance(observed, HistogramError) else None
-
-
-def drift_report(
-    drift: DriftSpec,
-    results: list[tuple[MetricQuery, DriftResult]],
-    drifted: bool,
-    problems: list[str],
-    unscraped: set[str],
-    now: str,
-) -> DataDriftReport:
-    """status.drift.data and the Drifted message from one round's verdicts (pure)."""
-    per_metric: list[dict[str, Any]] = []
-    worst: tuple[float, str] | None = None
-    for query, result in results:
-        entry: dict[str, Any] = {"name": query.name, "samples": int(result.samples)}
-        if query.labels:
-            entry["labels"] = dict(query.labels)
-        if result.score is not None:
-            entry["score"] = round(result.score, 4)
-        per_metric.append(entry)
-        if result.drifted and (worst is None or (result.score or 0) > worst[0]):
-            worst = (result.score or 0.0, f"{query}: {result.reason} ({int(result.samples)} samples)")
-    judged = any(not result.insufficient_samples for _, result in results)
-    scores = [m["score"] for m in per_metric if "score" in m]
-    status: dict[str, Any] = {
-        "method": drift.method,
-        "threshold": drift.threshold,
-        "windowSeconds": drift.window_seconds,
-        "samples": min((m["samples"] for m in per_metric), default=0),
-        "lastEvaluated": now,
-        "drifted": drifted,
-        "metrics": per_metric,
-    }
-    if scores:
-        status["score"] = max(scores)
-    if drifted and worst is not None:
-        message = f"data drift on {worst[1]}"
-    elif per_metric:
-        message = "; ".join(
-            f"{m['name']}: {drift.method} {m.get('score', 'n/a')} over {m['samples']} samples" for m in per_metric
-        )
-    else:
-        message = "no drift metrics"
-    if problems:
-        message += f" (scrape problems: {'; '.join(problems[:3])})"
-    if not judged and not drifted:
-        message = f"fewer than {drift.min_samples} samples in the window yet: {message}"
-    return DataDriftReport(
-        status=status, drifted=drifted, message=message, insufficient=not judged, unscraped=frozenset(unscraped)
-    )

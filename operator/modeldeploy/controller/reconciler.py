@@ -18,7 +18,8 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from modeldeploy import kubeapi, metrics
-from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
+from modeldeploy.api.conditions import READY
+from modeldeploy.api.v1alpha1 import ConfigDriftStatus, ModelDeploymentSpec
 from modeldeploy.controller.cache import Key
 from modeldeploy.controller.children import CHILDREN, NameConflict, Report
 from modeldeploy.controller.events import EventRecorder
@@ -31,11 +32,12 @@ from modeldeploy.controller.limits import (
     record_failure,
     stalled_retry_in,
 )
-from modeldeploy.controller.state import ConfigDriftRecord, ControllerState
+from modeldeploy.controller.state import ControllerState
 from modeldeploy.render import labels as lbl
 from modeldeploy.render.children import Owner, service_url
 from modeldeploy.render.names import child_name
 from modeldeploy.status import compute as status_compute
+from modeldeploy.status.conditions import find
 from modeldeploy.status.events import transition_events
 
 log = logging.getLogger("modeldeploy.reconciler")
@@ -382,10 +384,10 @@ class Reconciler:
             await self._event(body, "Warning", "ConfigDriftCorrected", f"{what} by hand; restored the declared state")
         if outcome.corrected:
             key = (body["metadata"]["namespace"], body["metadata"]["name"])
-            record = self.state.config_drift.setdefault(key, _record_from_status(body))
-            record.corrections += len(outcome.corrected)
-            record.last_time = utcnow()
-            record.last_child = outcome.corrected[-1].split(" ")[0]
+            record = self.state.config_drift.setdefault(key, _config_drift_from_status(body))
+            record.corrections = (record.corrections or 0) + len(outcome.corrected)
+            record.last_correction_time = datetime.now(UTC)
+            record.last_corrected_child = outcome.corrected[-1].split(" ")[0]
             metrics.CONFIG_DRIFT_CORRECTIONS.labels(namespace=key[0], name=key[1]).inc(len(outcome.corrected))
         changed = [c for c in outcome.applied if not any(c in what for what in outcome.corrected)]
         if changed and (body.get("status") or {}).get("observedGeneration") is not None:  # not a routine first creation
@@ -401,7 +403,7 @@ class Reconciler:
         spec = self.state.spec_or_none(body)
         owner = Owner(metadata["name"], metadata["namespace"], metadata["uid"])
         name = child_name(owner.name)
-        record = self.state.config_drift.get(key) or _record_from_status(body)
+        record = self.state.config_drift.get(key) or _config_drift_from_status(body)
         return status_compute.Observation(
             generation=int(metadata.get("generation", 0)),
             expected_version=str(spec_dict.get("model", {}).get("version", "")),
@@ -414,7 +416,7 @@ class Reconciler:
             url=service_url(owner, spec) if spec is not None else None,
             health=self._current_health(key, name),
             data_drift=self.state.data_drift.get(key),
-            config_drift=record.as_status(),
+            config_drift=record,
             previous_status=body.get("status") or {},
         )
 
@@ -430,7 +432,7 @@ class Reconciler:
         metadata = body["metadata"]
         key = (metadata["namespace"], metadata["name"])
         observation = self.observe(body, outcome.problem)
-        new = status_compute.compute_status(observation, now=utcnow())
+        new = status_compute.status_body(status_compute.compute_status(observation, now=utcnow()))
         old = body.get("status") or {}
         comparable = status_compute.without_volatile(new)
         if comparable == status_compute.without_volatile(old) or comparable == self.state.last_written_status.get(key):
@@ -439,8 +441,7 @@ class Reconciler:
         if since < COALESCE_SECONDS and status_compute.can_be_folded(old, new):
             raise Coalesced(COALESCE_SECONDS - since)
         self._spend(key)
-        body_written = status_compute.status_body(new)  # serialised once, here, as the API declares it
-        written = await self.api.patch_status(kubeapi.MODEL_DEPLOYMENT, key[0], key[1], body_written)
+        written = await self.api.patch_status(kubeapi.MODEL_DEPLOYMENT, key[0], key[1], new)
         self._status_written_at[key] = self._clock()
         self.state.models.apply_event("MODIFIED", written)
         self.state.last_written_status[key] = comparable
@@ -479,7 +480,7 @@ def _log_writes(key: Key, body: Obj, outcome: Outcome, status: dict[str, Any] | 
     if outcome.deleted:
         parts.append("deleted " + ", ".join(outcome.deleted))
     if status is not None:
-        ready: dict[str, Any] = next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), {})
+        ready = find(status.get("conditions"), READY) or {}
         parts.append(f"status: Ready={ready.get('status')} ({ready.get('reason')})")
     log.info("%s/%s: %s", key[0], key[1], "; ".join(parts))
 
@@ -500,11 +501,9 @@ def _converged_before(body: Obj) -> bool:
     return bool((body.get("status") or {}).get("observedGeneration") == body["metadata"].get("generation"))
 
 
-def _record_from_status(body: Obj) -> ConfigDriftRecord:
-    config = ((body.get("status") or {}).get("drift") or {}).get("config") or {}
-    return ConfigDriftRecord(
-        int(config.get("corrections", 0)), config.get("lastCorrectionTime"), config.get("lastCorrectedChild")
-    )
+def _config_drift_from_status(body: Obj) -> ConfigDriftStatus:
+    """The count so far, as the status states it: it survives a restart of the operator."""
+    return ConfigDriftStatus.read(((body.get("status") or {}).get("drift") or {}).get("config") or {})
 
 
 def _validation_message(error: ValidationError) -> str:

@@ -10,26 +10,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
+from modeldeploy.api.v1alpha1 import ConfigDriftStatus, ModelDeploymentSpec
 from modeldeploy.controller.cache import Key, ObjectCache, slim_pod
+from modeldeploy.drift.report import DataDriftReport
 from modeldeploy.render import labels as lbl
 from modeldeploy.status import compute as status_compute
-
-
-@dataclass
-class ConfigDriftRecord:
-    corrections: int = 0
-    last_time: str | None = None
-    last_child: str | None = None
-
-    def as_status(self) -> dict[str, Any] | None:
-        if not self.corrections:
-            return None
-        return {
-            "corrections": self.corrections,
-            "lastCorrectionTime": self.last_time,
-            "lastCorrectedChild": self.last_child,
-        }
 
 
 @dataclass
@@ -42,8 +27,8 @@ class ControllerState:
     hpas: ObjectCache = field(default_factory=ObjectCache)
     pods: ObjectCache = field(default_factory=lambda: ObjectCache(index_label=lbl.NAME_LABEL, transform=slim_pod))
     health: dict[Key, status_compute.HealthReport] = field(default_factory=dict)
-    data_drift: dict[Key, status_compute.DataDriftReport] = field(default_factory=dict)
-    config_drift: dict[Key, ConfigDriftRecord] = field(default_factory=dict)
+    data_drift: dict[Key, DataDriftReport] = field(default_factory=dict)
+    config_drift: dict[Key, ConfigDriftStatus] = field(default_factory=dict)  # reverted hand edits, counted
     last_written_status: dict[Key, Any] = field(default_factory=dict)
     # Each ModelDeployment's spec as validated, with the (uid, generation) it was parsed for.
     specs: dict[Key, tuple[tuple[object, object], ModelDeploymentSpec | ValidationError]] = field(default_factory=dict)

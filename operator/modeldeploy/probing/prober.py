@@ -31,13 +31,14 @@ from types import TracebackType
 
 import httpx
 
+from modeldeploy.api.v1alpha1 import ReplicaHealth
 from modeldeploy.probing.metrics import MAX_SCRAPE_BYTES, Buckets, MetricQuery, MetricsError, scrape_histograms
 from modeldeploy.probing.protocols import (
+    Findings,
     ProbeFailed,
     ProbeFlow,
     ProbeRequest,
     ProbeResponse,
-    ReplicaHealth,
     abandon_flow,
     probe_flow,
 )
@@ -56,23 +57,37 @@ _METRICS_ACCEPT = "text/plain;version=0.0.4;q=1.0,application/openmetrics-text;q
 
 @dataclass(frozen=True)
 class ReplicaProbe:
+    """One replica's probe: what its endpoints said, who it is, how long it took, and its histograms."""
+
     pod: str
     ip: str
-    live: bool | None
-    ready: bool | None
-    model_ready: bool | None
-    served_version: str | None
-    # True/False when there is evidence the expected version is/is not served.
-    version_matches: bool | None
+    findings: Findings
     # Wall time of this replica's whole probe (health requests and scrape).
     latency_ms: float
-    error: str | None
     histograms: Mapping[MetricQuery, Buckets | MetricsError] = field(default_factory=dict)
     metrics_error: str | None = None
 
     @property
     def healthy(self) -> bool:
-        return bool(self.live and self.ready and self.model_ready) and self.error is None
+        found = self.findings
+        return bool(found.live and found.ready and found.model_ready) and found.error is None
+
+    def as_status(self, expected_version: str) -> ReplicaHealth:
+        """The replica as the status shows it, before the judgement that holds a verdict (status/health.py)."""
+        found = self.findings
+        served = found.served_version
+        if served is None and found.version_matches is False:
+            served = f"not {expected_version}"  # evidence of another version, though not which one
+        return ReplicaHealth(
+            pod=self.pod,
+            ip=self.ip,
+            live=found.live,
+            ready=found.ready,
+            model_ready=found.model_ready,
+            served_version=served,
+            latency_ms=round(self.latency_ms, 1),
+            error=found.error,
+        )
 
 
 def _scrape_outcome(
@@ -170,13 +185,8 @@ class Prober:
                 return ReplicaProbe(
                     pod=target.pod,
                     ip=target.ip,
-                    live=None,
-                    ready=None,
-                    model_ready=None,
-                    served_version=None,
-                    version_matches=None,
+                    findings=Findings(error=f"internal error while probing: {type(exc).__name__}"),
                     latency_ms=(time.perf_counter() - started) * 1000,
-                    error=f"internal error while probing: {type(exc).__name__}",
                 )
 
     def _lease(self, target: ProbeTarget) -> AbstractAsyncContextManager[None]:
@@ -224,18 +234,13 @@ class Prober:
         return ReplicaProbe(
             pod=target.pod,
             ip=target.ip,
-            live=health.live,
-            ready=health.ready,
-            model_ready=health.model_ready,
-            served_version=health.served_version,
-            version_matches=health.version_matches,
+            findings=health,
             latency_ms=(time.perf_counter() - started) * 1000,
-            error=health.error,
             histograms=histograms,
             metrics_error=metrics_error,
         )
 
-    async def _drive(self, flow: ProbeFlow, target: ProbeTarget, request_timeout: float) -> ReplicaHealth:
+    async def _drive(self, flow: ProbeFlow, target: ProbeTarget, request_timeout: float) -> Findings:
         step = _start(flow)
         while isinstance(step, ProbeRequest):
             try:
@@ -322,27 +327,27 @@ def _port_of(url: str) -> str:
 
 # A coroutine may not let StopIteration escape (it would become RuntimeError),
 # so the generator protocol is unwrapped here.
-def _start(flow: ProbeFlow) -> ProbeRequest | ReplicaHealth:
+def _start(flow: ProbeFlow) -> ProbeRequest | Findings:
     try:
         return next(flow)
     except StopIteration as done:
-        result: ReplicaHealth = done.value
+        result: Findings = done.value
         return result
 
 
-def _send(flow: ProbeFlow, response: ProbeResponse) -> ProbeRequest | ReplicaHealth:
+def _send(flow: ProbeFlow, response: ProbeResponse) -> ProbeRequest | Findings:
     try:
         return flow.send(response)
     except StopIteration as done:
-        result: ReplicaHealth = done.value
+        result: Findings = done.value
         return result
 
 
-def _throw(flow: ProbeFlow, failure: ProbeFailed) -> ProbeRequest | ReplicaHealth:
+def _throw(flow: ProbeFlow, failure: ProbeFailed) -> ProbeRequest | Findings:
     try:
         return flow.throw(failure)
     except StopIteration as done:
-        result: ReplicaHealth = done.value
+        result: Findings = done.value
         return result
 
 

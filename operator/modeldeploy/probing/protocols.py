@@ -1,7 +1,7 @@
 """What to ask a replica and how to read its answers, per serving protocol, without doing I/O.
 
 Each protocol is a generator ("sans-I/O"): it yields the next `ProbeRequest`,
-is sent back the `ProbeResponse`, and finally returns a `ReplicaHealth`. That
+is sent back the `ProbeResponse`, and finally returns a `Findings`. That
 keeps the branching (which request next, what counts as evidence) pure and
 testable with canned responses, while the prober owns sockets, timeouts and
 concurrency. A transport failure is thrown into the generator as `ProbeFailed`;
@@ -48,7 +48,9 @@ class ProbeFailed(Exception):
 
 
 @dataclass(frozen=True)
-class ReplicaHealth:
+class Findings:
+    """What a replica's own endpoints said; the prober adds who and how fast (`ReplicaProbe`)."""
+
     live: bool | None = None
     ready: bool | None = None
     model_ready: bool | None = None
@@ -58,10 +60,10 @@ class ReplicaHealth:
     error: str | None = None
 
 
-ProbeFlow = Generator[ProbeRequest, ProbeResponse, ReplicaHealth]
+ProbeFlow = Generator[ProbeRequest, ProbeResponse, Findings]
 
 
-class _Findings:
+class _Notes:
     """What a flow has learned so far; the first error wins, being the likeliest cause."""
 
     def __init__(self, target: ProbeTarget) -> None:
@@ -92,7 +94,7 @@ class _Findings:
             self.fail(f"malformed JSON from {path}")
             return None
 
-    def result(self) -> ReplicaHealth:
+    def result(self) -> Findings:
         expected = self.target.expected_version
         matches: bool | None = None
         if expected is not None:
@@ -100,7 +102,7 @@ class _Findings:
                 matches = self.served_version == expected
             elif self.not_expected:
                 matches = False
-        return ReplicaHealth(
+        return Findings(
             live=self.live,
             ready=self.ready,
             model_ready=self.model_ready,
@@ -122,7 +124,7 @@ def _version_text(value: Any) -> str | None:
 
 
 def _v2(target: ProbeTarget) -> ProbeFlow:
-    found = _Findings(target)
+    found = _Notes(target)
     model = f"/v2/models/{target.quoted_model}"
     try:
         # Every round asks each replica, so each question costs: a ready server is a live one,
@@ -158,7 +160,7 @@ def _v2(target: ProbeTarget) -> ProbeFlow:
     return found.result()
 
 
-def _v2_metadata(found: _Findings, model: str, versioned: bool) -> Generator[ProbeRequest, ProbeResponse, None]:
+def _v2_metadata(found: _Notes, model: str, versioned: bool) -> Generator[ProbeRequest, ProbeResponse, None]:
     """Metadata is read even when the versioned check settled the version: it is the only JSON
     a healthy v2 replica must return, so it is where a runtime answering 200 with nonsense shows itself.
     """
@@ -198,7 +200,7 @@ def _v2_metadata_version(metadata: dict[str, Any], expected: str | None, not_exp
 
 
 def _v1(target: ProbeTarget) -> ProbeFlow:
-    found = _Findings(target)
+    found = _Notes(target)
     path = f"/v1/models/{target.quoted_model}"
     try:
         response = yield ProbeRequest(path)
@@ -217,7 +219,7 @@ def _v1(target: ProbeTarget) -> ProbeFlow:
     return found.result()
 
 
-def _read_v1_status(found: _Findings, body: dict[str, Any], path: str) -> None:
+def _read_v1_status(found: _Notes, body: dict[str, Any], path: str) -> None:
     statuses = body.get("model_version_status")
     if isinstance(statuses, list):
         # TensorFlow Serving: one entry per loaded version, usable when AVAILABLE.
@@ -246,7 +248,7 @@ def _read_v1_status(found: _Findings, body: dict[str, Any], path: str) -> None:
 
 
 def _openai(target: ProbeTarget) -> ProbeFlow:
-    found = _Findings(target)
+    found = _Notes(target)
     try:
         found.live = found.status_ok((yield ProbeRequest("/health")), "/health")
         found.ready = found.live
@@ -269,7 +271,7 @@ def _openai(target: ProbeTarget) -> ProbeFlow:
 
 
 def _custom(target: ProbeTarget) -> ProbeFlow:
-    found = _Findings(target)
+    found = _Notes(target)
     paths = target.custom_paths
     try:
         if paths.health is not None:
@@ -304,7 +306,7 @@ def probe_flow(target: ProbeTarget) -> ProbeFlow:
     return FLOWS[target.protocol](target)
 
 
-def run_flow(flow: ProbeFlow, responses: Callable[[ProbeRequest], ProbeResponse]) -> ReplicaHealth:
+def run_flow(flow: ProbeFlow, responses: Callable[[ProbeRequest], ProbeResponse]) -> Findings:
     """Drive a flow synchronously; for tests and for callers that already hold the answers.
 
     `responses` may raise ProbeFailed to simulate a transport failure.
@@ -319,20 +321,20 @@ def run_flow(flow: ProbeFlow, responses: Callable[[ProbeRequest], ProbeResponse]
             else:
                 request = flow.send(response)
     except StopIteration as done:
-        health: ReplicaHealth = done.value
+        health: Findings = done.value
         return health
 
 
-def abandon_flow(flow: ProbeFlow, message: str) -> ReplicaHealth:
+def abandon_flow(flow: ProbeFlow, message: str) -> Findings:
     """End a flow that ran out of time, keeping what it had learned."""
     try:
         flow.throw(ProbeFailed(message))
     except StopIteration as done:
-        health: ReplicaHealth = done.value
+        health: Findings = done.value
         return health
     except ProbeFailed:
         # The flow had not started: it knows nothing yet.
-        return ReplicaHealth(error=message)
+        return Findings(error=message)
     # A flow never yields after a failure; treat one that does as having learned nothing.
     flow.close()
-    return ReplicaHealth(error=message)
+    return Findings(error=message)

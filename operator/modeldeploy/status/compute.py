@@ -13,20 +13,33 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
-from modeldeploy.api.v1alpha1 import ModelDeploymentStatus
-from modeldeploy.status.conditions import Condition, merge
+from modeldeploy.api.conditions import AVAILABLE, DRIFTED, MODEL_HEALTHY, READY, RECONCILING, STALLED
+from modeldeploy.api.v1alpha1 import (
+    ConfigDriftStatus,
+    DataDriftStatus,
+    DriftStatus,
+    HealthStatus,
+    ModelDeploymentStatus,
+    ReplicaHealth,
+    VersionDriftStatus,
+    VersionMismatch,
+)
+from modeldeploy.drift.report import DataDriftReport
+from modeldeploy.status.conditions import (
+    AWAITING_PROBE,
+    AWAITING_REPLICAS,
+    DATA_DRIFT,
+    INSUFFICIENT_SAMPLES,
+    ROLLING_OUT,
+    VERSION_DRIFT,
+    Verdict,
+    merge,
+)
 from modeldeploy.status.events import transition_events
 
-READY, RECONCILING, STALLED, AVAILABLE, MODEL_HEALTHY, DRIFTED = (
-    "Ready",
-    "Reconciling",
-    "Stalled",
-    "Available",
-    "ModelHealthy",
-    "Drifted",
-)
 MAX_REPLICA_DETAILS = 20
 
 
@@ -39,39 +52,13 @@ class Problem:
 
 
 @dataclass(frozen=True)
-class ReplicaReport:
-    pod: str
-    ip: str | None
-    live: bool | None
-    ready: bool | None
-    model_ready: bool | None
-    served_version: str | None
-    latency_ms: float | None
-    error: str | None
-    since: str
-
-    @property
-    def healthy(self) -> bool:
-        return self.error is None and bool(self.live) and bool(self.ready) and bool(self.model_ready)
-
-
-@dataclass(frozen=True)
 class HealthReport:
     """The last probe cycle, as the prober saw it."""
 
-    probed_at: str
-    replicas: Sequence[ReplicaReport]
+    probed_at: datetime
+    replicas: Sequence[ReplicaHealth]  # as judged (status/health.py), shown on the status as they are
     unprobed: Sequence[tuple[str, str]] = ()  # (pod, why it was not probed): reported, not counted
     pending: Sequence[str] = ()  # Running pods not judged yet: starting, or appeared after this round
-
-
-@dataclass(frozen=True)
-class DataDriftReport:
-    status: Mapping[str, Any]  # status.drift.data, already shaped
-    drifted: bool
-    message: str
-    insufficient: bool = False  # no watched metric has minSamples in its window yet
-    unscraped: frozenset[str] = frozenset()  # pods whose metrics could not be read this round
 
 
 @dataclass(frozen=True)
@@ -86,8 +73,8 @@ class Observation:
     url: str | None = None
     health: HealthReport | None = None
     data_drift: DataDriftReport | None = None
-    config_drift: Mapping[str, Any] | None = None
-    previous_status: Mapping[str, Any] = field(default_factory=dict)
+    config_drift: ConfigDriftStatus | None = None
+    previous_status: Mapping[str, Any] = field(default_factory=dict)  # as read from the API
     ignored_replicas: int | None = None  # spec.replicas set (kubectl scale) while an HPA owns the count
 
 
@@ -170,16 +157,16 @@ def _carried_mismatches(obs: Observation) -> list[str]:
     return [f"{m.get('pod')} serves {m.get('servedVersion')}" for m in version.get("mismatched") or []]
 
 
-def _health_conditions(obs: Observation, rollout: Rollout) -> tuple[Condition, list[str]]:
+def _health_conditions(obs: Observation, rollout: Rollout) -> tuple[Verdict, list[str]]:
     """ModelHealthy, plus the pods serving a version other than the expected one."""
     if not obs.probing_enabled:
-        return Condition(MODEL_HEALTHY, "Unknown", "ProbingDisabled", "spec.probing.enabled is false"), []
+        return Verdict(MODEL_HEALTHY, "Unknown", "ProbingDisabled", "spec.probing.enabled is false"), []
     if obs.health is None:
         stated = carried(obs, MODEL_HEALTHY)
         if stated is not None and stated.get("status") in ("True", "False"):
-            condition = Condition(MODEL_HEALTHY, stated["status"], stated.get("reason", ""), stated.get("message", ""))
+            condition = Verdict(MODEL_HEALTHY, stated["status"], stated.get("reason", ""), stated.get("message", ""))
             return condition, _carried_mismatches(obs)
-        return Condition(MODEL_HEALTHY, "Unknown", "AwaitingProbe", "no probe cycle has completed yet"), []
+        return Verdict(MODEL_HEALTHY, "Unknown", AWAITING_PROBE, "no probe cycle has completed yet"), []
     replicas = obs.health.replicas
     mismatched = [
         f"{r.pod} serves {r.served_version}"
@@ -190,23 +177,23 @@ def _health_conditions(obs: Observation, rollout: Rollout) -> tuple[Condition, l
     if not unhealthy and obs.health.pending:  # only known-good replicas so far: the new ones decide
         pods = ", ".join(obs.health.pending[:3])
         waiting = f"{len(obs.health.pending)} new replica(s) not yet healthy or not yet probed: {pods}"
-        return Condition(MODEL_HEALTHY, "Unknown", "AwaitingProbe", waiting), mismatched
+        return Verdict(MODEL_HEALTHY, "Unknown", AWAITING_PROBE, waiting), mismatched
     if not replicas:
         if rollout.replicas == 0 and rollout.complete:  # not before the Deployment controller acted
-            return Condition(MODEL_HEALTHY, "True", "NoReplicas", "scaled to zero replicas"), mismatched
-        return Condition(MODEL_HEALTHY, "Unknown", "AwaitingReplicas", "no replica is running yet"), mismatched
+            return Verdict(MODEL_HEALTHY, "True", "NoReplicas", "scaled to zero replicas"), mismatched
+        return Verdict(MODEL_HEALTHY, "Unknown", AWAITING_REPLICAS, "no replica is running yet"), mismatched
     if not unhealthy and rollout.complete and len(replicas) < rollout.ready:
         # the Deployment counts a ready pod the pod cache has not seen Running yet: not judged
         waiting = f"{len(replicas)} of {rollout.ready} ready replicas probed; the rest are not probed yet"
-        return Condition(MODEL_HEALTHY, "Unknown", "AwaitingProbe", waiting), mismatched
+        return Verdict(MODEL_HEALTHY, "Unknown", AWAITING_PROBE, waiting), mismatched
     if not unhealthy:
-        return Condition(
+        return Verdict(
             MODEL_HEALTHY, "True", "AllReplicasHealthy", f"{len(replicas)}/{len(replicas)} replicas healthy"
         ), mismatched
     detail = "; ".join(f"{r.pod}: {r.error or _why(r)}" for r in unhealthy[:3])
     more = f" (+{len(unhealthy) - 3} more)" if len(unhealthy) > 3 else ""
     return (
-        Condition(
+        Verdict(
             MODEL_HEALTHY,
             "False",
             "ReplicasUnhealthy",
@@ -216,7 +203,7 @@ def _health_conditions(obs: Observation, rollout: Rollout) -> tuple[Condition, l
     )
 
 
-def _why(replica: ReplicaReport) -> str:
+def _why(replica: ReplicaHealth) -> str:
     if not replica.live:
         return "not live"
     if not replica.ready:
@@ -240,8 +227,8 @@ def stuck_rollout(deployment: Mapping[str, Any] | None) -> Problem | None:
     return None
 
 
-def compute_status(obs: Observation, *, now: str) -> dict[str, Any]:
-    """The whole status subresource for one observation."""
+def compute_status(obs: Observation, *, now: str) -> ModelDeploymentStatus:
+    """The whole status subresource for one observation, as the API types it (`status_body` writes it)."""
     if obs.problem is None and (stuck := stuck_rollout(obs.deployment)) is not None:
         obs = replace(obs, problem=stuck)
     rollout = rollout_of(obs.deployment, obs.desired_replicas)
@@ -253,149 +240,131 @@ def compute_status(obs: Observation, *, now: str) -> dict[str, Any]:
     if obs.ignored_replicas is not None:
         ready = replace(ready, message=f"{ready.message}; {ignored_replicas_message(obs.ignored_replicas)}")
     conditions = [ready, reconciling, stalled, _available_condition(obs, rollout), healthy, drifted]
-    status: dict[str, Any] = {
-        "observedGeneration": obs.generation,
-        "conditions": merge(obs.previous_status.get("conditions"), conditions, now=now, generation=obs.generation),
-        "replicas": rollout.replicas,
-        "readyReplicas": rollout.ready,
-        "updatedReplicas": rollout.updated,
-    }
-    if obs.selector:
-        status["selector"] = obs.selector
-    if obs.url:
-        status["url"] = obs.url
+    health: HealthStatus | None = None
     if obs.health is not None:
-        status["health"] = health_status(obs.health)
+        health = health_status(obs.health)
     elif healthy.status in ("True", "False") and obs.previous_status.get("health"):
-        status["health"] = dict(obs.previous_status["health"])  # carried with ModelHealthy
-    drift = _drift_section(obs, drifted, mismatched)
-    if drift:
-        status["drift"] = drift
-    return status
+        health = HealthStatus.read(obs.previous_status["health"])  # carried with ModelHealthy
+    return ModelDeploymentStatus(
+        observed_generation=obs.generation,
+        conditions=merge(obs.previous_status.get("conditions"), conditions, now=now, generation=obs.generation),
+        replicas=rollout.replicas,
+        ready_replicas=rollout.ready,
+        updated_replicas=rollout.updated,
+        selector=obs.selector or None,
+        url=obs.url or None,
+        health=health,
+        drift=_drift_section(obs, drifted, mismatched),
+    )
 
 
-def _progress_conditions(obs: Observation, rollout: Rollout, mismatched: list[str]) -> tuple[Condition, Condition]:
+def _progress_conditions(obs: Observation, rollout: Rollout, mismatched: list[str]) -> tuple[Verdict, Verdict]:
     """(Stalled, Reconciling): stuck until a person acts, or still on its way."""
     if obs.problem is not None:
         return (
-            Condition(STALLED, "True", obs.problem.reason, obs.problem.message),
-            Condition(RECONCILING, "False", "Stalled", "retrying will not help until the spec or cluster changes"),
+            Verdict(STALLED, "True", obs.problem.reason, obs.problem.message),
+            Verdict(RECONCILING, "False", "Stalled", "retrying will not help until the spec or cluster changes"),
         )
-    stalled = Condition(STALLED, "False", "NoErrors", "")
+    stalled = Verdict(STALLED, "False", "NoErrors", "")
     if rollout.complete:
-        return stalled, Condition(RECONCILING, "False", "Converged", rollout.message)
+        return stalled, Verdict(RECONCILING, "False", "Converged", rollout.message)
     progress = f"; {len(mismatched)} replica(s) still on another version" if mismatched else ""
-    return stalled, Condition(RECONCILING, "True", "RollingOut", rollout.message + progress)
+    return stalled, Verdict(RECONCILING, "True", ROLLING_OUT, rollout.message + progress)
 
 
-def _available_condition(obs: Observation, rollout: Rollout) -> Condition:
+def _available_condition(obs: Observation, rollout: Rollout) -> Verdict:
     if obs.deployment is None:
-        return Condition(AVAILABLE, "Unknown", rollout.available_reason, rollout.available_message)
-    return Condition(
+        return Verdict(AVAILABLE, "Unknown", rollout.available_reason, rollout.available_message)
+    return Verdict(
         AVAILABLE, "True" if rollout.available else "False", rollout.available_reason, rollout.available_message
     )
 
 
-def _drifted_condition(obs: Observation, version_mismatches: list[str]) -> Condition:
+def _drifted_condition(obs: Observation, version_mismatches: list[str]) -> Verdict:
     """Version drift (once the rollout is complete) before data drift; a verdict carried over a restart."""
     data = obs.data_drift
     if version_mismatches:
         served = ", ".join(version_mismatches[:5])
-        return Condition(DRIFTED, "True", "VersionDrift", f"expected version {obs.expected_version}, but {served}")
+        return Verdict(DRIFTED, "True", VERSION_DRIFT, f"expected version {obs.expected_version}, but {served}")
     if data is not None and data.drifted:
-        return Condition(DRIFTED, "True", "DataDrift", data.message)
+        return Verdict(DRIFTED, "True", DATA_DRIFT, data.message)
     if data is not None and data.insufficient:
-        return Condition(DRIFTED, "Unknown", "InsufficientSamples", data.message)
+        return Verdict(DRIFTED, "Unknown", INSUFFICIENT_SAMPLES, data.message)
     if data is None and (stated := _carried_data_drift(obs)) is not None:
         return stated
-    return Condition(DRIFTED, "False", "NoDrift", data.message if data is not None else "no drift detected")
+    return Verdict(DRIFTED, "False", "NoDrift", data.message if data is not None else "no drift detected")
 
 
-def _drift_section(obs: Observation, drifted: Condition, mismatched: list[str]) -> dict[str, Any]:
+def _drift_section(obs: Observation, drifted: Verdict, mismatched: list[str]) -> DriftStatus | None:
     """status.drift: config corrections, the data verdict's detail, and which replicas serve another version."""
     previous = obs.previous_status.get("drift") or {}
-    drift: dict[str, Any] = {}
-    if obs.config_drift:
-        drift["config"] = dict(obs.config_drift)
+    data: DataDriftStatus | None = None
     if obs.data_drift is not None:
-        drift["data"] = dict(obs.data_drift.status)
-    elif drifted.reason in ("DataDrift", "InsufficientSamples") and previous.get("data"):
-        drift["data"] = dict(previous["data"])
+        data = obs.data_drift.status
+    elif drifted.reason in (DATA_DRIFT, INSUFFICIENT_SAMPLES) and previous.get("data"):
+        data = DataDriftStatus.read(previous["data"])  # carried with the verdict
+    version: VersionDriftStatus | None = None
     if mismatched and obs.health is None and previous.get("version"):
-        drift["version"] = dict(previous["version"])
+        version = VersionDriftStatus.read(previous["version"])
     elif mismatched:
-        drift["version"] = {
-            "expected": obs.expected_version,
-            "mismatched": [
-                {"pod": r.pod, "servedVersion": r.served_version}
+        version = VersionDriftStatus(
+            expected=obs.expected_version,
+            mismatched=[
+                VersionMismatch(pod=r.pod, served_version=r.served_version)
                 for r in (obs.health.replicas if obs.health else [])
                 if r.served_version is not None and r.served_version != obs.expected_version
             ][:MAX_REPLICA_DETAILS],
-        }
-    return drift
-
-
-def _carried_data_drift(obs: Observation) -> Condition | None:
-    stated = carried(obs, DRIFTED)
-    if stated is None or stated.get("reason") not in ("DataDrift", "InsufficientSamples"):
+        )
+    config = obs.config_drift if obs.config_drift is not None and obs.config_drift.corrections else None
+    if not (config or data or version):
         return None
-    return Condition(DRIFTED, stated.get("status", "Unknown"), stated["reason"], stated.get("message", ""))
+    return DriftStatus(config=config, data=data, version=version)
+
+
+def _carried_data_drift(obs: Observation) -> Verdict | None:
+    stated = carried(obs, DRIFTED)
+    if stated is None or stated.get("reason") not in (DATA_DRIFT, INSUFFICIENT_SAMPLES):
+        return None
+    return Verdict(DRIFTED, stated.get("status", "Unknown"), stated["reason"], stated.get("message", ""))
 
 
 def _ready(
     obs: Observation,
     rollout: Rollout,
-    healthy: Condition,
+    healthy: Verdict,
     version_drift: bool,
-    stalled: Condition,
-    reconciling: Condition,
-) -> Condition:
+    stalled: Verdict,
+    reconciling: Verdict,
+) -> Verdict:
     if stalled.is_true:
-        return Condition(READY, "False", "Stalled", stalled.message)
+        return Verdict(READY, "False", "Stalled", stalled.message)
     if not rollout.complete:
-        return Condition(READY, "False", "RollingOut", reconciling.message)
+        return Verdict(READY, "False", ROLLING_OUT, reconciling.message)
     if not rollout.available:
-        return Condition(
+        return Verdict(
             READY, "False", "DeploymentUnavailable", rollout.available_message or "the Deployment is not available"
         )
     if obs.probing_enabled and healthy.status != "True":
         reason = "ModelUnhealthy" if healthy.status == "False" else healthy.reason
-        return Condition(READY, "False", reason, healthy.message)
+        return Verdict(READY, "False", reason, healthy.message)
     if version_drift:
-        return Condition(
-            READY, "False", "VersionDrift", "a replica serves another model version than spec.model.version"
-        )
-    return Condition(READY, "True", "Ready", f"{rollout.ready} replica(s) ready, model {obs.expected_version} served")
+        return Verdict(READY, "False", VERSION_DRIFT, "a replica serves another model version than spec.model.version")
+    return Verdict(READY, "True", "Ready", f"{rollout.ready} replica(s) ready, model {obs.expected_version} served")
 
 
-def health_status(report: HealthReport) -> dict[str, Any]:
+def health_status(report: HealthReport) -> HealthStatus:
     """status.health: counts, and a capped list of replicas with the unhealthy ones first."""
-    replicas = sorted(report.replicas, key=lambda r: (r.healthy, r.pod))
-    healthy = sum(1 for r in report.replicas if r.healthy)
-    details = []
-    for r in replicas[:MAX_REPLICA_DETAILS]:
-        entry: dict[str, Any] = {"pod": r.pod, "since": r.since}
-        for key, value in (
-            ("ip", r.ip),
-            ("live", r.live),
-            ("ready", r.ready),
-            ("modelReady", r.model_ready),
-            ("servedVersion", r.served_version),
-            ("latencyMs", r.latency_ms),
-            ("error", r.error),
-        ):
-            if value is not None:
-                entry[key] = value
-        details.append(entry)
+    details = sorted(report.replicas, key=lambda r: (r.healthy, r.pod))[:MAX_REPLICA_DETAILS]
     for pod, reason in list(report.unprobed)[: max(0, MAX_REPLICA_DETAILS - len(details))]:
-        details.append({"pod": pod, "error": f"not probed: {reason}"})
-    return {
-        "healthyReplicas": healthy,
-        "totalReplicas": len(report.replicas),
-        "summary": f"{healthy}/{len(report.replicas)}",
-        "lastProbeTime": report.probed_at,
-        "replicas": details,
-    }
+        details.append(ReplicaHealth(pod=pod, error=f"not probed: {reason}"))
+    healthy = sum(1 for r in report.replicas if r.healthy)
+    return HealthStatus(
+        healthy_replicas=healthy,
+        total_replicas=len(report.replicas),
+        summary=f"{healthy}/{len(report.replicas)}",
+        last_probe_time=report.probed_at,
+        replicas=details,
+    )
 
 
 def without_volatile(status: Mapping[str, Any]) -> dict[str, Any]:
@@ -463,32 +432,11 @@ def for_current_pods(report: HealthReport, pods: Iterable[Mapping[str, Any]]) ->
     return replace(report, replicas=replicas, unprobed=unprobed, pending=pending)
 
 
-class UndeclaredStatus(ValueError):
-    """A status the API does not declare: the apiserver would prune the unknown keys silently."""
+def status_body(status: ModelDeploymentStatus) -> dict[str, Any]:
+    """The status as it is written, compared and read back: camelCase JSON, absent sections left out.
 
-
-def status_body(status: dict[str, Any]) -> dict[str, Any]:
-    """The status as it is written: read through the API's own model and dumped once, at the write.
-
-    The status models are lenient when reading (an older operator must read a newer one's
-    status), so a misspelled key would pass them; here the round trip must give back exactly
-    what was computed, and a key it drops is an error the reconcile reports and retries.
+    Serialised here and only here: the comparisons that decide whether to write at all
+    (`without_volatile`, `can_be_folded`, the Events) read this form, the form the apiserver
+    returns, so a status written by a previous operator compares equal to one computed now.
     """
-    body = ModelDeploymentStatus.model_validate(status).model_dump(by_alias=True, exclude_none=True, mode="json")
-    if body != status:
-        dropped = sorted(_dropped_paths(status, body))
-        raise UndeclaredStatus(f"status keys the API does not declare: {', '.join(dropped[:5]) or 'values changed'}")
-    return body
-
-
-def _dropped_paths(written: Any, kept: Any, at: str = "status") -> list[str]:
-    if isinstance(written, dict) and isinstance(kept, dict):
-        paths = [f"{at}.{k}" for k in written if k not in kept]
-        for key in written.keys() & kept.keys():
-            paths += _dropped_paths(written[key], kept[key], f"{at}.{key}")
-        return paths
-    if isinstance(written, list) and isinstance(kept, list):
-        return [
-            p for i, (w, k) in enumerate(zip(written, kept, strict=False)) for p in _dropped_paths(w, k, f"{at}[{i}]")
-        ]
-    return []
+    return status.model_dump(by_alias=True, exclude_none=True, mode="json")

@@ -1,20 +1,32 @@
 """metav1.Condition bookkeeping with the semantics kubectl, kstatus and Argo CD expect.
 
-`lastTransitionTime` moves only when a condition's status flips; a new reason or message
-on the same status is an update, not a transition.
+The status computation reaches a `Verdict` per condition type; `merge` turns verdicts into
+the API's `Condition`s, keeping `lastTransitionTime` when the status did not flip: a new
+reason or message on the same status is an update, not a transition.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-ConditionStatus = Literal["True", "False", "Unknown"]
+from modeldeploy.api.conditions import Condition, ConditionStatus
+
+# Reasons more than one module reads (the status writer decides them, the Event rules and the
+# reconciler's logging recognise them); the rest are said once, where they are decided.
+AWAITING_PROBE = "AwaitingProbe"
+AWAITING_REPLICAS = "AwaitingReplicas"
+ROLLING_OUT = "RollingOut"
+DATA_DRIFT = "DataDrift"
+VERSION_DRIFT = "VersionDrift"
+INSUFFICIENT_SAMPLES = "InsufficientSamples"
 
 
 @dataclass(frozen=True)
-class Condition:
+class Verdict:
+    """What the operator concluded for one condition type, before it has a transition time."""
+
     type: str
     status: ConditionStatus
     reason: str
@@ -25,7 +37,7 @@ class Condition:
         return self.status == "True"
 
 
-def find(conditions: Sequence[dict[str, Any]] | None, type_: str) -> dict[str, Any] | None:
+def find(conditions: Sequence[Mapping[str, Any]] | None, type_: str) -> Mapping[str, Any] | None:
     for condition in conditions or ():
         if condition.get("type") == type_:
             return condition
@@ -33,25 +45,29 @@ def find(conditions: Sequence[dict[str, Any]] | None, type_: str) -> dict[str, A
 
 
 def merge(
-    previous: Sequence[dict[str, Any]] | None,
-    current: Iterable[Condition],
+    previous: Sequence[Mapping[str, Any]] | None,
+    current: Iterable[Verdict],
     *,
     now: str,
     generation: int,
-) -> list[dict[str, Any]]:
-    """The new conditions list, keeping each lastTransitionTime whose status did not change."""
-    merged: list[dict[str, Any]] = []
-    for condition in current:
-        before = find(previous, condition.type)
-        transitioned = before is None or before.get("status") != condition.status
+) -> list[Condition]:
+    """The new conditions list, keeping each lastTransitionTime whose status did not change.
+
+    `now` and the kept times are RFC 3339 strings as the apiserver holds them; the model parses
+    and normalises them, so a status read back compares equal to the one written.
+    """
+    merged: list[Condition] = []
+    for verdict in current:
+        before = find(previous, verdict.type)
+        kept = before is not None and before.get("status") == verdict.status and before.get("lastTransitionTime")
         merged.append(
-            {
-                "type": condition.type,
-                "status": condition.status,
-                "reason": condition.reason,
-                "message": condition.message,
-                "lastTransitionTime": now if transitioned or not before else before.get("lastTransitionTime", now),
-                "observedGeneration": generation,
-            }
+            Condition(
+                type=verdict.type,
+                status=verdict.status,
+                reason=verdict.reason,
+                message=verdict.message,
+                last_transition_time=before["lastTransitionTime"] if kept and before is not None else now,
+                observed_generation=generation,
+            )
         )
     return merged

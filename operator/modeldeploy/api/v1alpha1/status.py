@@ -39,6 +39,11 @@ class ReplicaHealth(StatusModel):
     error: str | None = Field(default=None, description="Why the last probe failed, if it did.")
     since: Timestamp | None = Field(default=None, description="When the pod entered its current health state.")
 
+    @property
+    def healthy(self) -> bool:
+        """Every check passed: the one rule for the Healthy column, ModelHealthy and the metrics."""
+        return self.error is None and bool(self.live) and bool(self.ready) and bool(self.model_ready)
+
 
 class HealthStatus(StatusModel):
     """Aggregate of the operator's probes, shown as the Healthy column."""
