@@ -14,10 +14,10 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from modeldeploy import metrics
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec, ReplicaHealth
@@ -29,8 +29,8 @@ from modeldeploy.drift.histograms import HistogramError
 from modeldeploy.drift.report import DataDriftReport, drift_report, meaningfully_different
 from modeldeploy.drift.window import SlidingWindow, observe_scrape
 from modeldeploy.probing.metrics import MetricQuery, MetricsError
-from modeldeploy.probing.prober import Prober, ReplicaProbe
-from modeldeploy.probing.targets import CustomPaths, ProbeSettings, targets_from_pods
+from modeldeploy.probing.prober import ReplicaProbe
+from modeldeploy.probing.targets import CustomPaths, ProbeSettings, ProbeTarget, targets_from_pods
 from modeldeploy.render.children import metrics_path, metrics_port
 from modeldeploy.render.names import child_name
 from modeldeploy.status.compute import HealthReport
@@ -90,8 +90,21 @@ def drift_queries(spec: ModelDeploymentSpec) -> list[tuple[MetricQuery, Baseline
     ]
 
 
+class ReplicaProber(Protocol):
+    """What the loops need of the prober: one round over some targets (the seam the table tests use)."""
+
+    async def probe_replicas(
+        self,
+        targets: Sequence[ProbeTarget],
+        *,
+        request_timeout: float | None = None,
+        deadline: float | None = None,
+        metrics: Sequence[MetricQuery] = (),
+    ) -> list[ReplicaProbe]: ...
+
+
 class ProbeManager:
-    def __init__(self, state: ControllerState, prober: Prober, on_result: Callable[[Key], None]) -> None:
+    def __init__(self, state: ControllerState, prober: ReplicaProber, on_result: Callable[[Key], None]) -> None:
         self.state = state
         self.prober = prober
         self.on_result = on_result
