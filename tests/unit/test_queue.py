@@ -1,4 +1,8 @@
-"""WorkQueue: client-go workqueue semantics (dedupe, one worker per key, dirty re-add, backoff)."""
+"""WorkQueue: client-go workqueue semantics (dedupe, one worker per key, dirty re-add, backoff).
+
+The event loop's clock is faked (looptime): a sleep or a timer of seconds passes at once, and
+a timer fires at exactly its time, so delays are asserted to the tick instead of by waiting.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,12 @@ import pytest
 
 from modeldeploy.controller.queue import BACKGROUND, WorkQueue
 
+pytestmark = pytest.mark.looptime
 TIMEOUT = 2.0
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
 
 
 async def _get(queue: WorkQueue[str]) -> str:
@@ -211,11 +220,13 @@ async def test_add_after_fires() -> None:
     assert await _get(queue) == "a"
 
 
-async def test_add_after_does_not_fire_early() -> None:
+async def test_add_after_fires_at_its_time_not_before() -> None:
     queue: WorkQueue[str] = WorkQueue()
-    queue.add_after("a", 0.3)
-    assert await _nothing_queued(queue, 0.1)
-    assert await _get(queue) == "a"
+    start = _now()
+    queue.add_after("a", 30.0)
+    assert await _nothing_queued(queue, 29.9)
+    assert await asyncio.wait_for(queue.get(), 60) == "a"
+    assert _now() - start == pytest.approx(30.0)
 
 
 async def test_add_after_twice_queues_once() -> None:
@@ -302,11 +313,26 @@ async def test_retry_delay_has_bounded_jitter_and_grows() -> None:
 
 
 async def test_retry_requeues_the_key_after_the_delay() -> None:
-    queue: WorkQueue[str] = WorkQueue(base_delay=0.02, max_delay=1.0)
+    queue: WorkQueue[str] = WorkQueue(base_delay=20.0, max_delay=100.0)
+    start = _now()
     delay = queue.retry("a")
-    assert 0.016 <= delay <= 0.024
+    assert 16.0 <= delay <= 24.0
     assert queue.depth == 0
-    assert await _get(queue) == "a"
+    assert await asyncio.wait_for(queue.get(), 60) == "a"
+    assert _now() - start == pytest.approx(delay)
+
+
+@pytest.mark.usefixtures("no_jitter")
+async def test_a_key_failing_again_and_again_comes_back_at_the_backoff_times() -> None:
+    queue: WorkQueue[str] = WorkQueue(base_delay=1.0, max_delay=4.0)
+    start, seen = _now(), []
+    for _ in range(5):
+        queue.retry("a")
+        assert await asyncio.wait_for(queue.get(), 60) == "a"
+        queue.done("a")
+        seen.append(round(_now() - start, 6))
+    assert seen == [1.0, 3.0, 7.0, 11.0, 15.0]  # 1, 2, 4, then the 4 s cap
+    queue.close()
 
 
 async def test_forget_cancels_a_pending_retry() -> None:
