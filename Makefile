@@ -94,4 +94,4 @@ demo-down: $(STAMP)
 	$(BIN)/modeldeploy-dev demo down
 
 clean: sandbox-down
-	rm -rf $(VENV) .venv-mlserver .venv-mlserver.lock .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-mlserver .venv-mlserver.lock .venv-moto .venv-moto.lock .mypy_cache .ruff_cache .pytest_cache

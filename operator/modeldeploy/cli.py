@@ -1,4 +1,4 @@
-"""Command line entry point: `modeldeploy run`, the operator.
+"""Command line entry point: `modeldeploy run`, the operator; `modeldeploy fetch`, its storage initializer.
 
 The other production entry points are modules: `python -m modeldeploy.modelserver` (the
 reference model server) and `python -m modeldeploy.crdgen` (the CRD from the API types). The
@@ -35,6 +35,14 @@ def _run(args: argparse.Namespace) -> int:
     return run(settings)
 
 
+def _fetch(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from modeldeploy.storage.fetch import run
+
+    return run(args.uri, Path(args.dest), args.sha256, args.termination_log)
+
+
 def _setting_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per operator setting, from the settings model, so no setting is environment-only."""
     from modeldeploy.settings import OperatorSettings
@@ -69,6 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--namespace", "-n", action="append", help="serve only this namespace (repeatable); default all")
     _setting_flags(run)
     run.set_defaults(handler=_run)
+
+    fetch = commands.add_parser(
+        "fetch",
+        help="fetch a model artifact into a folder (the storage initializer of a model pod)",
+        description=(
+            "Fetch URI (s3://, gs://, az://, azure://, http(s)://: one object, or every object under a prefix) "
+            "into DEST/model, whole or not at all. Credentials and endpoints come from the environment "
+            "(AWS_*, GOOGLE_*, AZURE_*). On failure the reason is written to the termination log."
+        ),
+    )
+    fetch.add_argument("uri")
+    fetch.add_argument("dest", help="folder that receives model/ (the pod's shared volume)")
+    fetch.add_argument("--sha256", help="expected SHA-256 of a single-file artifact")
+    fetch.add_argument("--termination-log", default="/dev/termination-log", help="where a failure's reason goes")
+    fetch.set_defaults(handler=_fetch)
 
     return parser
 

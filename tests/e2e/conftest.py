@@ -2,9 +2,7 @@
 
 MLServer pins many packages (fastapi, pydantic, numpy, ...) and must not share the dev
 venv, so the session builds `.venv-mlserver/` at the repository root once (or at
-`MODELDEPLOY_MLSERVER_VENV`) and reuses it while it holds exactly the pinned versions.
-When it cannot be installed the tests fail with pip's own error: a runtime we claim to
-support is never silently skipped.
+`MODELDEPLOY_MLSERVER_VENV`; see tests/sidevenv.py).
 
 Each server gets a model folder trained at test time (see `mlserver_model/train.py`) and a
 `settings.json` binding HTTP, gRPC and metrics to one loopback address: nothing listens
@@ -13,14 +11,11 @@ beyond 127.0.0.0/8.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,12 +24,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.sidevenv import ROOT, SideVenv, ensure_venv, run_or_fail
+
 TRAIN_SCRIPT = Path(__file__).resolve().parent / "mlserver_model" / "train.py"
 
 MLSERVER_VERSION = "1.7.1"
 PINS = {"mlserver": MLSERVER_VERSION, "mlserver-sklearn": MLSERVER_VERSION}
-INSTALL_TIMEOUT = 900.0
 # MLServer imports sklearn, starts three servers and loads the model: 5-20 s on 2 cores.
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 20.0
@@ -46,80 +41,11 @@ def venv_dir() -> Path:
     return Path(os.environ.get("MODELDEPLOY_MLSERVER_VENV") or ROOT / ".venv-mlserver").resolve()
 
 
-@dataclass(frozen=True)
-class MLServerVenv:
-    path: Path
-    # Seconds spent creating it in this session; None when an existing one was reused.
-    install_seconds: float | None
-
-    @property
-    def python(self) -> Path:
-        return self.path / "bin" / "python"
-
-    @property
-    def mlserver(self) -> Path:
-        return self.path / "bin" / "mlserver"
-
-
-def _installed_versions(python: Path) -> dict[str, str] | None:
-    """The pinned distributions' versions in the venv at `python`, or None if it is unusable."""
-    if not python.exists():
-        return None
-    script = (
-        "import importlib.metadata as m, json, sys\n"
-        "found = {}\n"
-        "for name in sys.argv[1:]:\n"
-        "    try:\n"
-        "        found[name] = m.version(name)\n"
-        "    except m.PackageNotFoundError:\n"
-        "        pass\n"
-        "print(json.dumps(found))\n"
-    )
-    result = subprocess.run([str(python), "-c", script, *PINS], capture_output=True, text=True, timeout=60)
-    if result.returncode != 0:
-        return None
-    found: dict[str, str] = json.loads(result.stdout)
-    return found
-
-
-def _run_or_fail(command: list[str], what: str, timeout: float) -> None:
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as expired:
-        pytest.fail(f"{what}: `{' '.join(command)}` did not finish within {timeout:.0f}s:\n{expired.stderr!r}")
-    if result.returncode != 0:
-        pytest.fail(
-            f"{what} failed with exit code {result.returncode}: `{' '.join(command)}`\n"
-            f"--- stderr ---\n{result.stderr}\n--- stdout (tail) ---\n{result.stdout[-4000:]}",
-            pytrace=False,
-        )
+MLServerVenv = SideVenv
 
 
 def ensure_mlserver_venv() -> MLServerVenv:
-    """Reuse the MLServer venv when it holds exactly the pins, else (re)build it; fail with pip's error."""
-    path = venv_dir()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.parent / f"{path.name}.lock", "w") as lock:
-        # Two pytest sessions starting at once must not both pip-install into one directory.
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        python = path / "bin" / "python"
-        if _installed_versions(python) == PINS:
-            return MLServerVenv(path, None)
-        started = time.monotonic()
-        if path.exists():
-            # Another version, or an install that died halfway: start from scratch.
-            shutil.rmtree(path)
-        _run_or_fail([sys.executable, "-m", "venv", str(path)], "creating the MLServer venv", 120)
-        pins = [f"{name}=={version}" for name, version in PINS.items()]
-        _run_or_fail(
-            [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input", *pins],
-            "installing MLServer",
-            INSTALL_TIMEOUT,
-        )
-        found = _installed_versions(python)
-        if found != PINS:
-            pytest.fail(f"the MLServer venv at {path} holds {found} after installing {pins}", pytrace=False)
-        return MLServerVenv(path, time.monotonic() - started)
+    return ensure_venv(venv_dir(), PINS, "MLServer")
 
 
 @pytest.fixture(scope="session")
@@ -185,7 +111,7 @@ def make_model_folder(
     versions of the libraries the model was trained with (e.g. "sklearn/1.9.1").
     """
     extra = [arg for v in dependency_versions or [] for arg in ("--dependency-version", v)]
-    _run_or_fail(
+    run_or_fail(
         [str(venv.python), str(TRAIN_SCRIPT), str(root / name), "--name", name, "--version", version or "", *extra],
         "training the iris model",
         300,
@@ -260,7 +186,7 @@ def start_mlserver(
     started = time.monotonic()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [str(venv.mlserver), "start", str(folder.root)],
+            [str(venv.bin("mlserver")), "start", str(folder.root)],
             cwd=folder.root,
             stdout=log,
             stderr=subprocess.STDOUT,

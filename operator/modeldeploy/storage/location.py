@@ -1,0 +1,65 @@
+"""Where a model artifact lives, from `spec.model.uri` (pure).
+
+Three ways to get it into a pod:
+- fetched by the storage initializer (`modeldeploy fetch`, an init container) from an object
+  store or a web server: s3, gs, azure/az, http/https;
+- mounted from a PersistentVolumeClaim, no copy: `pvc://claim/path/in/volume`;
+- already in the image: an absolute path (`/models/iris`), or no URI at all.
+Anything else is refused with the list of what is understood: a typo such as `s4://` must not
+become a pod that starts without its model.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+FETCHED_SCHEMES = ("s3", "gs", "azure", "az", "http", "https")
+# What the API's schema accepts: a scheme it knows and something after it, or an absolute path.
+# `parse` checks what a pattern cannot say (a bucket, a claim name) for the status.
+URI_PATTERN = r"^((s3|gs|azure|az|https?|pvc)://[^\s]+|/[^\s]*)$"
+_CLAIM = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+MODEL_VOLUME = "model"
+MODEL_MOUNT = "/mnt/models"
+MODEL_DIR = f"{MODEL_MOUNT}/model"  # the fetcher renames its finished download to this, whole
+
+
+class InvalidLocation(ValueError):
+    """A model URI that names no artifact: the message says what is missing, in the URI's terms."""
+
+
+@dataclass(frozen=True)
+class Location:
+    kind: Literal["fetch", "pvc", "image"]
+    uri: str
+    claim: str | None = None  # pvc: the claim's name
+    sub_path: str = ""  # pvc: the path inside the volume ("" for its root)
+
+
+def parse(uri: str) -> Location:
+    """The artifact's location, or InvalidLocation saying what is wrong with the URI."""
+    if uri.startswith("/"):
+        return Location("image", uri)
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme == "pvc":
+        claim, _, sub_path = f"{parts.netloc}{parts.path}".partition("/")
+        if not _CLAIM.match(claim) or len(claim) > 253:
+            raise InvalidLocation(f"{uri}: {claim!r} is not a PersistentVolumeClaim name (pvc://claim/path)")
+        if any(segment == ".." for segment in sub_path.split("/")):
+            raise InvalidLocation(f"{uri}: the path inside the volume may not contain '..'")
+        return Location("pvc", uri, claim=claim, sub_path=sub_path.strip("/"))
+    if scheme not in FETCHED_SCHEMES:
+        known = ", ".join(f"{s}://" for s in (*FETCHED_SCHEMES, "pvc"))
+        raise InvalidLocation(
+            f"{uri}: unknown scheme {scheme or '(none)'!r}; one of {known}, or an absolute path in the image"
+        )
+    if not parts.netloc:
+        what = "host" if scheme in ("http", "https") else "bucket or container"
+        raise InvalidLocation(f"{uri}: no {what} after {scheme}://")
+    if scheme in ("http", "https") and parts.path.strip("/") == "":
+        raise InvalidLocation(f"{uri}: an http(s) URI must name a file (web servers cannot be listed)")
+    return Location("fetch", uri)

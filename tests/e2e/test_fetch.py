@@ -1,0 +1,178 @@
+"""The storage initializer against a real S3-compatible server (moto) and a real web server, on loopback.
+
+What a model pod's init container does: `modeldeploy fetch URI DEST` with the credentials and
+endpoint in its environment, a folder that is there whole or not at all, and one line of
+reason in the termination log when it fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import obstore
+import pytest
+from obstore.store import S3Store
+
+from modeldeploy.storage.fetch import MARKER, FetchFailed, fetch
+from tests.s3server import REGION, S3Server, moto_venv, s3_server
+
+BUCKET = "models"
+MODEL = os.urandom(300_000)
+SETTINGS = b'{"name": "iris", "implementation": "mlserver_sklearn.SKLearnModel"}'
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    venv = moto_venv()
+    with s3_server(venv, tmp_path_factory.mktemp("moto") / "moto.log") as server:
+        store = S3Store(
+            BUCKET,
+            config={"endpoint": server.endpoint, "region": REGION, **_keys(server)},
+            client_options={"allow_http": True},
+        )
+        _create_bucket(server)
+        obstore.put(store, "iris/2.0.0/model.joblib", MODEL)
+        obstore.put(store, "iris/2.0.0/model-settings.json", SETTINGS)
+        obstore.put(store, "iris/2.0.0/extra/notes.txt", b"trained on 2026-11-28")
+        yield server
+
+
+def _keys(server: S3Server) -> dict[str, str]:
+    env = server.env()
+    return {"access_key_id": env["AWS_ACCESS_KEY_ID"], "secret_access_key": env["AWS_SECRET_ACCESS_KEY"]}
+
+
+def _create_bucket(server: S3Server) -> None:
+    import httpx
+
+    response = httpx.put(f"{server.endpoint}/{BUCKET}")  # moto creates buckets without signatures
+    response.raise_for_status()
+
+
+@pytest.fixture
+def s3_env(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    for key, value in s3.env().items():
+        monkeypatch.setenv(key, value)
+    return s3
+
+
+@pytest.mark.usefixtures("s3_env")
+def test_a_prefix_is_fetched_whole_and_a_second_run_reuses_it(tmp_path: Path) -> None:
+    result = fetch(f"s3://{BUCKET}/iris/2.0.0", tmp_path)
+    model = tmp_path / "model"
+    assert sorted(result.files) == ["extra/notes.txt", "model-settings.json", "model.joblib"]
+    assert (model / "model.joblib").read_bytes() == MODEL
+    assert (model / "extra" / "notes.txt").read_bytes() == b"trained on 2026-11-28"
+    assert result.bytes == len(MODEL) + len(SETTINGS) + len(b"trained on 2026-11-28")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"], "no temporary folder left behind"
+    again = fetch(f"s3://{BUCKET}/iris/2.0.0", tmp_path)
+    assert again.reused
+    assert (model / MARKER).exists()
+
+
+@pytest.mark.usefixtures("s3_env")
+def test_one_object_with_its_checksum(tmp_path: Path) -> None:
+    digest = hashlib.sha256(MODEL).hexdigest()
+    result = fetch(f"s3://{BUCKET}/iris/2.0.0/model.joblib", tmp_path, sha256=digest.upper())
+    assert (result.files, result.sha256) == (["model.joblib"], digest)
+    assert (tmp_path / "model" / "model.joblib").read_bytes() == MODEL
+
+
+@pytest.mark.usefixtures("s3_env")
+def test_a_wrong_checksum_leaves_nothing_half_there_and_keeps_what_was_fetched_before(tmp_path: Path) -> None:
+    fetch(f"s3://{BUCKET}/iris/2.0.0/model-settings.json", tmp_path)
+    with pytest.raises(
+        FetchFailed, match=r"^s3://models/iris/2.0.0/model.joblib: sha256 mismatch: expected 0{64}, got "
+    ):
+        fetch(f"s3://{BUCKET}/iris/2.0.0/model.joblib", tmp_path, sha256="0" * 64)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [MARKER, "model-settings.json"]
+
+
+@pytest.mark.usefixtures("s3_env")
+@pytest.mark.parametrize(
+    ("uri", "reason"),
+    [
+        (
+            "s3://models/iris/9.9.9",
+            "s3://models/iris/9.9.9: NoSuchKey (no object there, and none under it as a prefix)",
+        ),
+        ("s3://no-such-bucket/iris", "s3://no-such-bucket/iris: NoSuchBucket"),
+        ("s4://models/iris", "s4://models/iris: unknown scheme 's4'"),
+    ],
+)
+def test_a_missing_artifact_is_one_line_naming_it(tmp_path: Path, uri: str, reason: str) -> None:
+    with pytest.raises(FetchFailed) as failed:
+        fetch(uri, tmp_path)
+    assert str(failed.value).startswith(reason)
+    assert "\n" not in str(failed.value)
+    assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.usefixtures("s3_env")
+def test_sha256_of_a_prefix_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(FetchFailed, match="sha256 checks a single-file artifact; this URI holds 3 objects"):
+        fetch(f"s3://{BUCKET}/iris/2.0.0", tmp_path, sha256="0" * 64)
+
+
+def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "modeldeploy.cli", "fetch", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+    )
+
+
+def test_the_init_container_command_as_the_kubelet_runs_it(tmp_path: Path, s3: S3Server) -> None:
+    """Credentials only in the environment (envFrom a Secret); the failure's reason in the termination log.
+
+    (moto accepts any signature, so a wrong key cannot be shown failing here.)
+    """
+    log = tmp_path / "termination-log"
+    ok = _cli([f"s3://{BUCKET}/iris/2.0.0", str(tmp_path / "mnt"), "--termination-log", str(log)], s3.env())
+    assert ok.returncode == 0, ok.stderr
+    assert "s3://models/iris/2.0.0: 3 file(s)" in ok.stderr
+    assert (tmp_path / "mnt" / "model" / "model.joblib").read_bytes() == MODEL
+    assert not log.exists()
+
+    missing = _cli([f"s3://{BUCKET}/iris/3.0.0", str(tmp_path / "mnt2"), "--termination-log", str(log)], s3.env())
+    assert missing.returncode == 1
+    assert log.read_text() == "s3://models/iris/3.0.0: NoSuchKey (no object there, and none under it as a prefix)"
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[str]:
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "model.onnx").write_bytes(MODEL)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=str(root), **kwargs)  # type: ignore[arg-type]
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_file_on_a_web_server(tmp_path: Path, web: str) -> None:
+    result = fetch(f"{web}/model.onnx", tmp_path / "mnt", sha256=hashlib.sha256(MODEL).hexdigest())
+    assert result.files == ["model.onnx"]
+    assert (tmp_path / "mnt" / "model" / "model.onnx").read_bytes() == MODEL
+    with pytest.raises(FetchFailed, match=r"/missing.onnx: not found$"):
+        fetch(f"{web}/missing.onnx", tmp_path / "mnt2")

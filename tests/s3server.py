@@ -1,0 +1,74 @@
+"""A real S3-compatible server on loopback: moto's server mode, in a venv of its own (tests/sidevenv.py)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.sidevenv import ROOT, SideVenv, ensure_venv
+
+MOTO_VERSION = "5.2.5"
+START_TIMEOUT = 30.0
+HOST = "127.0.0.1"
+REGION = "us-east-1"
+
+
+def moto_venv() -> SideVenv:
+    path = Path(os.environ.get("MODELDEPLOY_MOTO_VENV") or ROOT / ".venv-moto").resolve()
+    return ensure_venv(path, {"moto": MOTO_VERSION}, "moto", extras={"moto": "server"})
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+
+    def env(self) -> dict[str, str]:
+        """What a Secret would give the fetch container (envFrom) to reach this server."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "modeldeploy-test",
+            "AWS_SECRET_ACCESS_KEY": "modeldeploy-test-secret",
+            "AWS_REGION": REGION,
+        }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def s3_server(venv: SideVenv, log: Path) -> Iterator[S3Server]:
+    port = _free_port()
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [str(venv.bin("moto_server")), "-H", HOST, "-p", str(port)], stdout=out, stderr=subprocess.STDOUT
+        )
+    endpoint = f"http://{HOST}:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                httpx.get(f"{endpoint}/moto-api/", timeout=1.0)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto_server did not start: {log.read_text()[-2000:]}") from None
+                time.sleep(0.2)
+        yield S3Server(endpoint)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
