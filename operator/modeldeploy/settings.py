@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from modeldeploy.render.model import DEFAULT_FETCHER_IMAGE
+
 
 class OperatorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MODELDEPLOY_", extra="ignore")
@@ -37,6 +39,11 @@ class OperatorSettings(BaseSettings):
         description="Look up imagePullSecrets before rolling out; skipped quietly without `get` on Secrets.",
     )
 
+    fetcher_image: str = Field(
+        default=DEFAULT_FETCHER_IMAGE,
+        min_length=1,
+        description="Image of the model pods' fetch init container: the operator's own (the chart sets it).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Least level logged.")
     log_format: Literal["text", "json"] = Field(
         default="text", description="text: one readable line per record; json: one JSON object per line."

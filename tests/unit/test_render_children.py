@@ -199,7 +199,7 @@ def _walk(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
 def test_no_empty_maps_lists_or_nulls_anywhere(case: str) -> None:
     for child in _render(case).all():
         for path, value in _walk(child):
-            assert value not in ({}, []), f"{child['kind']}{path} is empty"
+            assert value not in ({}, []) or path.endswith(".emptyDir"), f"{child['kind']}{path} is empty"
             assert value is not None, f"{child['kind']}{path} is null"
 
 
@@ -221,7 +221,7 @@ def test_explicitly_empty_sections_render_nothing_empty() -> None:
     children = render_children(Owner("empty", "ns", UID), _spec_from(raw))
     for child in children.all():
         for path, value in _walk(child):
-            assert value not in ({}, []), f"{child['kind']}{path} is empty"
+            assert value not in ({}, []) or path.endswith(".emptyDir"), f"{child['kind']}{path} is empty"
             assert value is not None, f"{child['kind']}{path} is null"
     pod = children.deployment["spec"]["template"]["spec"]
     assert {"nodeSelector", "tolerations", "imagePullSecrets"}.isdisjoint(pod)
@@ -475,13 +475,14 @@ def test_service_url_uses_the_child_name() -> None:
 
 def test_model_identity_env_comes_first() -> None:
     env = _container(_render("placement").deployment)["env"]
-    assert env[:4] == [
+    assert env[:5] == [
         {"name": "MODEL_NAME", "value": "iris"},
         {"name": "MODEL_VERSION", "value": "2.0.0-rc.1"},
         {"name": "MODEL_URI", "value": "s3://models/iris/2.0.0"},
+        {"name": "MODEL_DIR", "value": "/mnt/models/model"},
         {"name": "MODEL_FORMAT", "value": "onnx"},
     ]
-    assert env[4] == {"name": "SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}
+    assert env[5] == {"name": "SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}
 
 
 def test_user_env_cannot_override_the_model_identity() -> None:

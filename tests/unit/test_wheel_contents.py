@@ -131,4 +131,4 @@ def test_the_installed_wheels_command_line_offers_no_sandbox_or_demo(wheel: Whee
         result = _python(wheel.site, code, command, "up", isolated=False)
         assert result.stdout.strip() == str(wheel.site / "modeldeploy" / "cli.py")
         assert result.returncode == 2
-        assert f"invalid choice: '{command}' (choose from 'run')" in result.stderr
+        assert f"invalid choice: '{command}' (choose from 'run', 'fetch')" in result.stderr

@@ -18,6 +18,7 @@ from modeldeploy.controller.state import ControllerState
 from modeldeploy.render import labels as lbl
 from modeldeploy.render.children import Owner, render_deployment, render_hpa, render_service
 from modeldeploy.render.compare import contains
+from modeldeploy.render.model import Platform
 from modeldeploy.render.names import child_name
 
 HANDOVER_MANAGER = "modeldeploy-replicas-handover"
@@ -62,7 +63,7 @@ class Child:
 
     kind: kubeapi.Kind
 
-    def render(self, owner: Owner, spec: ModelDeploymentSpec) -> Obj | None:
+    def render(self, owner: Owner, spec: ModelDeploymentSpec, platform: Platform) -> Obj | None:
         raise NotImplementedError
 
     def cache(self, state: ControllerState) -> ObjectCache:
@@ -73,7 +74,7 @@ class Child:
         the first apply tells which (see `_create`), and a new ModelDeployment costs no GET.
         """
         live = self.cache(state).get((owner.namespace, child_name(owner.name)))
-        desired = self.render(owner, spec)
+        desired = self.render(owner, spec, state.platform)
         if desired is not None and live is not None and controller_uid(live) != owner.uid:
             raise NameConflict(self.kind.kind, desired["metadata"]["name"])
         return Plan(self, desired, live)
@@ -130,8 +131,8 @@ class Child:
 class DeploymentChild(Child):
     kind = kubeapi.DEPLOYMENT
 
-    def render(self, owner: Owner, spec: ModelDeploymentSpec) -> Obj:
-        return render_deployment(owner, spec)
+    def render(self, owner: Owner, spec: ModelDeploymentSpec, platform: Platform) -> Obj:
+        return render_deployment(owner, spec, platform)
 
     async def before_update(self, api: kubeapi.KubeApi, live: Obj, desired: Obj) -> None:
         """Stop owning spec.replicas without resetting it, so the HPA takes over smoothly.
@@ -157,14 +158,14 @@ class DeploymentChild(Child):
 class ServiceChild(Child):
     kind = kubeapi.SERVICE
 
-    def render(self, owner: Owner, spec: ModelDeploymentSpec) -> Obj:
+    def render(self, owner: Owner, spec: ModelDeploymentSpec, platform: Platform) -> Obj:
         return render_service(owner, spec)
 
 
 class HpaChild(Child):
     kind = kubeapi.HPA
 
-    def render(self, owner: Owner, spec: ModelDeploymentSpec) -> Obj | None:
+    def render(self, owner: Owner, spec: ModelDeploymentSpec, platform: Platform) -> Obj | None:
         return render_hpa(owner, spec)
 
     async def remove(self, api: kubeapi.KubeApi, state: ControllerState, plan: Plan, owner: Owner) -> Report:

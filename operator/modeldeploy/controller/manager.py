@@ -17,6 +17,7 @@ from modeldeploy.controller.reconciler import Reconciler
 from modeldeploy.controller.state import ControllerState
 from modeldeploy.probing.prober import Prober
 from modeldeploy.render.labels import MANAGED_BY, MANAGER, NAME_LABEL
+from modeldeploy.render.model import Platform
 from modeldeploy.settings import OperatorSettings
 
 log = logging.getLogger("modeldeploy.controller")
@@ -44,7 +45,7 @@ class Controller:
     def __init__(self, api: kubeapi.KubeApi, settings: OperatorSettings) -> None:
         self.api = api
         self.settings = settings
-        self.state = ControllerState()
+        self.state = ControllerState(platform=Platform(fetcher_image=settings.fetcher_image))
         self.queue: WorkQueue[Key] = WorkQueue()
         self.prober = Prober(concurrency=settings.max_inflight_probes)
         self.probes = ProbeManager(self.state, self.prober, on_result=lambda key: self.queue.add(key, urgent=True))

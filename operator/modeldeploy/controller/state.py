@@ -14,6 +14,7 @@ from modeldeploy.api.v1alpha1 import ConfigDriftStatus, ModelDeploymentSpec
 from modeldeploy.controller.cache import Key, ObjectCache, slim_pod
 from modeldeploy.drift.report import DataDriftReport
 from modeldeploy.render import labels as lbl
+from modeldeploy.render.model import Platform
 from modeldeploy.status import compute as status_compute
 
 
@@ -21,6 +22,7 @@ from modeldeploy.status import compute as status_compute
 class ControllerState:
     """Everything the controller knows, all of it rebuilt from watches after a restart."""
 
+    platform: Platform = field(default_factory=Platform)  # what the operator was started with, for rendering
     models: ObjectCache = field(default_factory=ObjectCache)
     deployments: ObjectCache = field(default_factory=ObjectCache)
     services: ObjectCache = field(default_factory=ObjectCache)

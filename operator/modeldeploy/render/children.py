@@ -14,6 +14,7 @@ from typing import Any
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
 from modeldeploy.render import labels as lbl
 from modeldeploy.render.compare import fingerprint
+from modeldeploy.render.model import ModelMount, Platform, model_mount
 from modeldeploy.render.names import child_name
 from modeldeploy.render.probes import container_probes
 
@@ -42,11 +43,15 @@ class DesiredChildren:
         return [c for c in (self.deployment, self.service, self.hpa) if c is not None]
 
 
+# Empty maps that mean something: `emptyDir: {}` is how a volume says what it is.
+_PRESENCE_KEYS = frozenset({"emptyDir"})
+
+
 def _prune(value: Any) -> Any:
-    """Drop None, empty maps and empty lists, recursively."""
+    """Drop None, empty maps and empty lists, recursively (but an empty map that says what a thing is)."""
     if isinstance(value, dict):
         pruned = {k: _prune(v) for k, v in value.items()}
-        return {k: v for k, v in pruned.items() if v is not None and v != {} and v != []}
+        return {k: v for k, v in pruned.items() if v is not None and (k in _PRESENCE_KEYS or (v != {} and v != []))}
     if isinstance(value, list):
         return [_prune(v) for v in value]
     return value
@@ -79,7 +84,7 @@ def metrics_path(spec: ModelDeploymentSpec) -> str:
     return spec.runtime.metrics.path if spec.runtime.metrics is not None else "/metrics"
 
 
-def _container(spec: ModelDeploymentSpec) -> Obj:
+def _container(spec: ModelDeploymentSpec, mount: ModelMount) -> Obj:
     model, runtime = spec.model, spec.runtime
     env: list[Obj] = [
         {"name": "MODEL_NAME", "value": model.name},
@@ -87,6 +92,8 @@ def _container(spec: ModelDeploymentSpec) -> Obj:
     ]
     if model.uri:
         env.append({"name": "MODEL_URI", "value": model.uri})
+    if mount.model_dir:
+        env.append({"name": "MODEL_DIR", "value": mount.model_dir})
     if model.format:
         env.append({"name": "MODEL_FORMAT", "value": model.format})
     reserved = {e["name"] for e in env}
@@ -101,6 +108,7 @@ def _container(spec: ModelDeploymentSpec) -> Obj:
         "args": list(runtime.args or []),
         "ports": ports,
         "env": env,
+        "volumeMounts": mount.mounts,
         "resources": _dump(runtime.resources),
         **container_probes(spec),
         "securityContext": {
@@ -118,15 +126,18 @@ def _with_hash(obj: Obj) -> Obj:
     return obj
 
 
-def render_deployment(owner: Owner, spec: ModelDeploymentSpec) -> Obj:
+def render_deployment(owner: Owner, spec: ModelDeploymentSpec, platform: Platform | None = None) -> Obj:
     name = child_name(owner.name)
+    mount = model_mount(spec, platform or Platform())
     labels = lbl.common_labels(name, spec.model.name, spec.model.version)
     pod_labels = {**(spec.pod_labels or {}), **labels}
     strategy: Obj = {"type": "RollingUpdate"}
     if spec.rollout is not None:
         strategy["rollingUpdate"] = {"maxSurge": spec.rollout.max_surge, "maxUnavailable": spec.rollout.max_unavailable}
     pod_spec: Obj = {
-        "containers": [_container(spec)],
+        "initContainers": mount.init_containers,
+        "containers": [_container(spec, mount)],
+        "volumes": mount.volumes,
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "nodeSelector": dict(spec.node_selector or {}),
         "tolerations": _dump(spec.tolerations),

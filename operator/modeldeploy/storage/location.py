@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
+from modeldeploy.api.rules import MODEL_URI_PATTERN
+
 FETCHED_SCHEMES = ("s3", "gs", "azure", "az", "http", "https")
-# What the API's schema accepts: a scheme it knows and something after it, or an absolute path.
-# `parse` checks what a pattern cannot say (a bucket, a claim name) for the status.
-URI_PATTERN = r"^((s3|gs|azure|az|https?|pvc)://[^\s]+|/[^\s]*)$"
+URI_PATTERN = MODEL_URI_PATTERN  # what the API's schema accepts; `parse` checks the rest
 _CLAIM = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 MODEL_VOLUME = "model"

@@ -11,6 +11,8 @@ from modeldeploy.api.names import RESERVED_LABEL_PREFIXES
 from modeldeploy.api.rules import (
     ANNOTATION_KEYS,
     LABEL_KEYS,
+    MODEL_URI_PATTERN,
+    SHA256_PATTERN,
     LabelValue,
     ObjectName,
 )
@@ -58,8 +60,27 @@ _PodAnnotations = Annotated[
 ]
 
 
+_FETCHED = "has(self.uri) && !self.uri.startsWith('/') && !self.uri.startsWith('pvc://')"
+SHA256_NEEDS_FETCH = CelRule(
+    rule=f"!has(self.sha256) || ({_FETCHED})",
+    message="model.sha256 checks a fetched artifact: it needs an s3://, gs://, az:// or http(s):// model.uri",
+    field_path=".sha256",
+)
+CREDENTIALS_NEED_FETCH = CelRule(
+    rule=f"!has(self.credentials) || ({_FETCHED})",
+    message="model.credentials are for the fetcher: they need an s3://, gs://, az:// or http(s):// model.uri",
+    field_path=".credentials",
+)
+
+
+def _fetched(uri: str | None) -> bool:
+    return uri is not None and not uri.startswith(("/", "pvc://"))
+
+
 class ModelSpec(SpecModel):
-    """Identity of the served model; the version is what rollouts and version checks compare."""
+    """Identity of the served model and where its artifact lives; the version is what rollouts and checks compare."""
+
+    model_config = ConfigDict(json_schema_extra=cel(SHA256_NEEDS_FETCH, CREDENTIALS_NEED_FETCH))
 
     name: str = Field(
         min_length=1,
@@ -78,13 +99,41 @@ class ModelSpec(SpecModel):
     uri: str | None = Field(
         default=None,
         max_length=2048,
-        description="Where the runtime loads the model from, e.g. s3://models/iris/1.0.0. Optional.",
+        pattern=MODEL_URI_PATTERN,
+        description=(
+            "Where the model artifact lives. s3://, gs://, az:// (azure://) and http(s):// are fetched into the pod "
+            "before the runtime starts (one object, or every object under a prefix); pvc://claim/path is mounted "
+            "read-only; an absolute path is a model already in the image. The runtime finds it at $MODEL_DIR. "
+            "Optional: without it the model is in the image."
+        ),
+    )
+    sha256: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=SHA256_PATTERN,
+        description="SHA-256 of a single-file artifact, checked after fetching; a mismatch fails the fetch.",
+    )
+    credentials: LocalObjectReference | None = Field(
+        default=None,
+        description=(
+            "Secret whose keys become the fetcher's environment (envFrom), e.g. AWS_ACCESS_KEY_ID, "
+            "AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, AWS_REGION; GOOGLE_SERVICE_ACCOUNT_KEY; "
+            "AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY. The kubelet reads it, never the operator."
+        ),
     )
     format: str | None = Field(
         default=None,
         max_length=63,
         description="Serialization format, free text for the runtime, e.g. sklearn, onnx, pytorch. Optional.",
     )
+
+    @model_validator(mode="after")
+    def _fetch_settings_need_a_fetched_uri(self) -> Self:
+        if self.sha256 is not None and not _fetched(self.uri):
+            raise ValueError(SHA256_NEEDS_FETCH.message)
+        if self.credentials is not None and not _fetched(self.uri):
+            raise ValueError(CREDENTIALS_NEED_FETCH.message)
+        return self
 
 
 class ProbingSpec(SpecModel):

@@ -1,0 +1,89 @@
+"""A model artifact on the real apiserver: the fetch init container and volumes are accepted, converge, stay put.
+
+The sandbox's pods are simulated (kwok), so the fetcher does not run here: it runs for real
+against an S3 server in tests/e2e/test_fetch.py.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from modeldeploy_dev.sandbox.cluster import Sandbox
+from tests.conftest import (
+    Kubectl,
+    OperatorProcess,
+    get_json,
+    model_deployment,
+    operator_samples,
+    start_operator,
+    stop_operator,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.integration]
+
+FETCHER = "registry.example/modeldeploy:7.7.7"
+DIGEST = "ab" * 32
+
+
+@pytest.fixture(scope="module")
+def fetching_operator(
+    sandbox: Sandbox, crd: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    running = start_operator(
+        sandbox.kubeconfig,
+        tmp_path_factory.mktemp("operator") / "operator.log",
+        extra_env={"MODELDEPLOY_FETCHER_IMAGE": FETCHER},
+    )
+    yield running
+    stop_operator(running)
+
+
+def _ready(kubectl: Kubectl) -> bool:
+    md = get_json(kubectl, "md", "iris")
+    conditions = {c["type"]: c["status"] for c in (md.get("status") or {}).get("conditions", [])}  # type: ignore[union-attr, attr-defined]
+    return conditions.get("Ready") == "True"
+
+
+def _deployment_applies(operator: OperatorProcess) -> float:
+    return sum(
+        v
+        for labels, v in operator_samples(operator, "modeldeploy_api_requests")
+        if labels["verb"] == "APPLY" and labels["resource"] == "deployments"
+    )
+
+
+def test_an_s3_model_gets_its_fetcher_and_converges_without_reapplying(
+    kubectl: Kubectl, fetching_operator: OperatorProcess
+) -> None:
+    model = {
+        "name": "iris",
+        "version": "1.0.0",
+        "uri": "s3://models/iris/1.0.0/model.joblib",
+        "sha256": DIGEST,
+        "credentials": {"name": "s3-creds"},
+    }
+    kubectl("apply", "-f", "-", input=json.dumps(model_deployment(model=model)))
+    wait_for(lambda: _ready(kubectl), timeout=90, what="Ready")
+    pod = get_json(kubectl, "deployment", "iris")["spec"]["template"]["spec"]  # type: ignore[index]
+    [fetcher] = pod["initContainers"]  # type: ignore[index]
+    assert fetcher["image"] == FETCHER
+    assert fetcher["args"] == ["fetch", "s3://models/iris/1.0.0/model.joblib", "/mnt/models", "--sha256", DIGEST]
+    assert fetcher["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
+    assert pod["volumes"] == [{"name": "model", "emptyDir": {}}]  # type: ignore[index]
+    # what the apiserver defaulted in (an emptyDir's {}, the init container's defaults) is no drift
+    applied = _deployment_applies(fetching_operator)
+    time.sleep(6)  # more than one resync of the integration operator
+    assert _deployment_applies(fetching_operator) == applied
+
+
+def test_the_apiserver_refuses_a_scheme_no_fetcher_reads(kubectl: Kubectl) -> None:
+    bad = model_deployment(model={"name": "iris", "version": "1.0.0", "uri": "s4://models/iris"})
+    result = kubectl("apply", "-f", "-", input=json.dumps(bad), check=False)
+    assert result.returncode != 0
+    assert "spec.model.uri in body should match" in result.stderr
