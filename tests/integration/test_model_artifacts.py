@@ -87,3 +87,56 @@ def test_the_apiserver_refuses_a_scheme_no_fetcher_reads(kubectl: Kubectl) -> No
     result = kubectl("apply", "-f", "-", input=json.dumps(bad), check=False)
     assert result.returncode != 0
     assert "spec.model.uri in body should match" in result.stderr
+
+
+def _condition(kubectl: Kubectl, type_: str) -> dict[str, str]:
+    md = get_json(kubectl, "md", "iris")
+    found: dict[str, str] = next(
+        (c for c in (md.get("status") or {}).get("conditions", []) if c["type"] == type_),  # type: ignore[union-attr, attr-defined]
+        {},
+    )
+    return found
+
+
+def test_a_failing_fetch_shows_on_the_model_with_the_fetchers_reason(
+    kubectl: Kubectl, fetching_operator: OperatorProcess
+) -> None:
+    """The kubelet's word is simulated (kwok runs no containers): the pod status a failed init container leaves."""
+    model = {"name": "iris", "version": "1.0.0", "uri": "s3://models/iris/9.9.9"}
+    kubectl("apply", "-f", "-", input=json.dumps(model_deployment(model=model, replicas=1)))
+    wait_for(lambda: _ready(kubectl), timeout=90, what="Ready")
+    [pod] = get_json(kubectl, "pods", "-l", "modeldeploy.io/name=iris")["items"]  # type: ignore[misc]
+    reason = "s3://models/iris/9.9.9: NoSuchKey (no object there, and none under it as a prefix)"
+    failed = {
+        "name": "fetch-model",
+        "image": FETCHER,
+        "imageID": "",
+        "ready": False,
+        "restartCount": 3,
+        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+        "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "message": reason}},
+    }
+    patch = {"status": {"initContainerStatuses": [failed]}}
+    kubectl("patch", "pod", pod["metadata"]["name"], "--subresource=status", "--type=merge", "-p", json.dumps(patch))
+    stalled = wait_for(
+        lambda: _condition(kubectl, "Stalled").get("reason") == "ModelFetchFailed" and _condition(kubectl, "Stalled"),
+        timeout=30,
+        what="Stalled ModelFetchFailed",
+    )
+    assert stalled["message"] == f"{reason} (pod {pod['metadata']['name']})"  # type: ignore[index]
+    assert _condition(kubectl, "Ready")["status"] == "False"
+    events = get_json(kubectl, "events", "--field-selector=reason=ModelFetchFailed")["items"]
+    assert len(events) == 1  # type: ignore[arg-type]
+    # the fetch succeeds at last (the object was uploaded): the model recovers without being deleted
+    fixed = {**failed, "ready": True, "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}
+    kubectl(
+        "patch",
+        "pod",
+        pod["metadata"]["name"],
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"initContainerStatuses": [fixed]}}),
+    )
+    wait_for(lambda: _condition(kubectl, "Stalled").get("status") == "False", timeout=30, what="Stalled cleared")
+    wait_for(lambda: _ready(kubectl), timeout=30, what="Ready again")

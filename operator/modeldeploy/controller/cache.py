@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from modeldeploy.kubeapi import FIELD_MANAGER
+from modeldeploy.status.artifacts import slim_fetch_status
 
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
@@ -194,7 +195,7 @@ POD_STATUS = ("phase", "podIP")
 
 
 def slim_pod(obj: Obj) -> Obj:
-    """A pod as the operator reads it: who it is, whether it is going, its phase and IP.
+    """A pod as the operator reads it: who it is, whether it is going, its phase, IP and model fetch.
 
     At a thousand models the pods were the largest thing the operator held (17 KiB each as
     parsed JSON, spec and status in full), for four fields it reads.
@@ -205,4 +206,7 @@ def slim_pod(obj: Obj) -> Obj:
         "metadata": {k: metadata[k] for k in POD_METADATA if k in metadata},
         "status": {k: status[k] for k in POD_STATUS if k in status},
     }
+    fetching = slim_fetch_status(status)
+    if fetching:
+        slimmed["status"]["initContainerStatuses"] = fetching
     return interned(slimmed)  # type: ignore[no-any-return]

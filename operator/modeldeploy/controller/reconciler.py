@@ -37,6 +37,7 @@ from modeldeploy.render import labels as lbl
 from modeldeploy.render.children import Owner, service_url
 from modeldeploy.render.names import child_name
 from modeldeploy.status import compute as status_compute
+from modeldeploy.status.artifacts import fetch_failures
 from modeldeploy.status.conditions import find
 from modeldeploy.status.events import transition_events
 
@@ -417,6 +418,7 @@ class Reconciler:
             health=self._current_health(key, name),
             data_drift=self.state.data_drift.get(key),
             config_drift=record,
+            fetch_failures=fetch_failures(self.state.pods.by_label(owner.namespace, name)),
             previous_status=body.get("status") or {},
         )
 

@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
-from modeldeploy.storage.location import MODEL_DIR, MODEL_MOUNT, MODEL_VOLUME, parse
+from modeldeploy.storage.location import FETCH_CONTAINER, MODEL_DIR, MODEL_MOUNT, MODEL_VOLUME, parse
 
 Obj = dict[str, Any]
-FETCH_CONTAINER = "fetch-model"
 # Enough for the fetcher's own memory (it streams in 8 MiB chunks); the artifact goes to disk.
 FETCH_RESOURCES: Obj = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
 RESTRICTED: Obj = {

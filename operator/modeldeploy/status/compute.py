@@ -76,6 +76,7 @@ class Observation:
     config_drift: ConfigDriftStatus | None = None
     previous_status: Mapping[str, Any] = field(default_factory=dict)  # as read from the API
     ignored_replicas: int | None = None  # spec.replicas set (kubectl scale) while an HPA owns the count
+    fetch_failures: Sequence[tuple[str, str]] = ()  # (pod, reason) whose model fetch is failing
 
 
 def ignored_replicas_message(replicas: int) -> str:
@@ -227,8 +228,23 @@ def stuck_rollout(deployment: Mapping[str, Any] | None) -> Problem | None:
     return None
 
 
+def fetch_problem(failures: Sequence[tuple[str, str]]) -> Problem | None:
+    """Pods that cannot fetch their model: the fetcher's own reason, and how many pods it holds back.
+
+    Stalled rather than Reconciling: the kubelet retries, but the same URI fails the same way
+    until the artifact or the spec changes; kstatus and Argo CD should say so, not wait.
+    """
+    if not failures:
+        return None
+    pod, reason = failures[0]
+    others = f" and {len(failures) - 1} more" if len(failures) > 1 else ""
+    return Problem("ModelFetchFailed", f"{reason} (pod {pod}{others})")
+
+
 def compute_status(obs: Observation, *, now: str) -> ModelDeploymentStatus:
     """The whole status subresource for one observation, as the API types it (`status_body` writes it)."""
+    if obs.problem is None and (failed := fetch_problem(obs.fetch_failures)) is not None:
+        obs = replace(obs, problem=failed)
     if obs.problem is None and (stuck := stuck_rollout(obs.deployment)) is not None:
         obs = replace(obs, problem=stuck)
     rollout = rollout_of(obs.deployment, obs.desired_replicas)

@@ -22,6 +22,7 @@ FETCHED_SCHEMES = ("s3", "gs", "azure", "az", "http", "https")
 URI_PATTERN = MODEL_URI_PATTERN  # what the API's schema accepts; `parse` checks the rest
 _CLAIM = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
+FETCH_CONTAINER = "fetch-model"  # the init container that runs `modeldeploy fetch`
 MODEL_VOLUME = "model"
 MODEL_MOUNT = "/mnt/models"
 MODEL_DIR = f"{MODEL_MOUNT}/model"  # the fetcher renames its finished download to this, whole

@@ -1,0 +1,64 @@
+"""Whether a pod's model fetch failed, and why, from the pod's status (pure).
+
+The fetcher leaves one line in its termination message ("s3://models/iris/2.0.0: NoSuchKey");
+the kubelet keeps it on the init container's status while it restarts the container with a
+backoff. That line goes onto the ModelDeployment as Stalled / ModelFetchFailed: a person reads
+the reason where they look, instead of in `kubectl describe pod`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from modeldeploy.storage.location import FETCH_CONTAINER
+
+MAX_REASON = 512
+
+
+def _failed(terminated: Mapping[str, Any] | None) -> str | None:
+    if not terminated or terminated.get("exitCode", 0) == 0:
+        return None
+    message = str(terminated.get("message") or "").strip()
+    reason = message.splitlines()[-1] if message else f"exit code {terminated.get('exitCode')}"
+    return reason[:MAX_REASON]
+
+
+def fetch_failure(pod: Mapping[str, Any]) -> str | None:
+    """The fetch container's reason while its last run failed; None once it succeeded (or never ran)."""
+    for container in (pod.get("status") or {}).get("initContainerStatuses") or []:
+        if container.get("name") != FETCH_CONTAINER:
+            continue
+        state = container.get("state") or {}
+        if state.get("terminated"):
+            return _failed(state["terminated"])
+        return _failed((container.get("lastState") or {}).get("terminated"))  # waiting to retry, or retrying
+    return None
+
+
+def fetch_failures(pods: Iterable[Mapping[str, Any]]) -> tuple[tuple[str, str], ...]:
+    """(pod, reason) for every pod whose model fetch is failing, pods being deleted left out."""
+    failing = []
+    for pod in pods:
+        metadata = pod.get("metadata") or {}
+        reason = None if metadata.get("deletionTimestamp") else fetch_failure(pod)
+        if reason is not None:
+            failing.append((str(metadata.get("name")), reason))
+    return tuple(sorted(failing))
+
+
+def slim_fetch_status(status: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The fetch container's status reduced to what `fetch_failure` reads (the pod cache keeps only this)."""
+    kept = []
+    for container in status.get("initContainerStatuses") or []:
+        if container.get("name") != FETCH_CONTAINER:
+            continue
+        entry: dict[str, Any] = {"name": FETCH_CONTAINER}
+        for key in ("state", "lastState"):
+            terminated = (container.get(key) or {}).get("terminated")
+            if terminated:
+                entry[key] = {"terminated": {k: terminated[k] for k in ("exitCode", "message") if k in terminated}}
+            elif container.get(key):
+                entry[key] = {next(iter(container[key])): {}}  # waiting / running: the state's name is enough
+        kept.append(entry)
+    return kept
