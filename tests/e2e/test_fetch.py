@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import os
 import subprocess
 import sys
@@ -142,7 +143,13 @@ def test_the_init_container_command_as_the_kubelet_runs_it(tmp_path: Path, s3: S
     assert ok.returncode == 0, ok.stderr
     assert "s3://models/iris/2.0.0: 3 file(s)" in ok.stderr
     assert (tmp_path / "mnt" / "model" / "model.joblib").read_bytes() == MODEL
-    assert not log.exists()
+    # what the operator reads back from the init container's status (status.model)
+    assert json.loads(log.read_text()) == {"uri": f"s3://{BUCKET}/iris/2.0.0", "sha256": None, "files": 3}
+    one = _cli(
+        [f"s3://{BUCKET}/iris/2.0.0/model.joblib", str(tmp_path / "one"), "--termination-log", str(log)], s3.env()
+    )
+    assert one.returncode == 0, one.stderr
+    assert json.loads(log.read_text())["sha256"] == hashlib.sha256(MODEL).hexdigest()
 
     missing = _cli([f"s3://{BUCKET}/iris/3.0.0", str(tmp_path / "mnt2"), "--termination-log", str(log)], s3.env())
     assert missing.returncode == 1

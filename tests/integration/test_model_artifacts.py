@@ -128,7 +128,12 @@ def test_a_failing_fetch_shows_on_the_model_with_the_fetchers_reason(
     events = get_json(kubectl, "events", "--field-selector=reason=ModelFetchFailed")["items"]
     assert len(events) == 1  # type: ignore[arg-type]
     # the fetch succeeds at last (the object was uploaded): the model recovers without being deleted
-    fixed = {**failed, "ready": True, "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}
+    report = json.dumps({"uri": model["uri"], "sha256": DIGEST, "files": 1})
+    fixed = {
+        **failed,
+        "ready": True,
+        "state": {"terminated": {"exitCode": 0, "reason": "Completed", "message": report}},
+    }
     kubectl(
         "patch",
         "pod",
@@ -140,3 +145,6 @@ def test_a_failing_fetch_shows_on_the_model_with_the_fetchers_reason(
     )
     wait_for(lambda: _condition(kubectl, "Stalled").get("status") == "False", timeout=30, what="Stalled cleared")
     wait_for(lambda: _ready(kubectl), timeout=30, what="Ready again")
+    status = get_json(kubectl, "md", "iris")["status"]
+    # what the fetcher reported on the init container's status (its termination message)
+    assert status["model"] == {"uri": model["uri"], "sha256": DIGEST, "files": 1, "fetchedReplicas": 1}  # type: ignore[index]

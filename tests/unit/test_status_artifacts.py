@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from modeldeploy.controller.cache import slim_pod
-from modeldeploy.status.artifacts import fetch_failure, fetch_failures
+from modeldeploy.status.artifacts import fetch_failure, fetch_failures, model_status
 from tests.unit.test_status_compute import NOW, compute_status, observation, triple
 
 REASON = "s3://models/iris/2.0.0: NoSuchKey (no object there, and none under it as a prefix)"
@@ -65,3 +65,46 @@ def test_a_failing_fetch_is_stalled_with_the_fetchers_reason_and_recovers() -> N
     fixed = compute_status(observation(previous_status=failing), now=NOW)
     assert triple(fixed, "Stalled") == ("False", "NoErrors")
     assert triple(fixed, "Ready") == ("True", "Ready")
+
+
+def fetched(name: str, report: str, exit_code: int = 0, deleting: bool = False) -> dict[str, Any]:
+    done = {"terminated": {"exitCode": exit_code, "reason": "Completed", "message": report}}
+    return pod(name, deleting=deleting, state=done)
+
+
+URI = "s3://models/iris/2.0.0/model.joblib"
+DIGEST = "ab" * 32
+REPORT = f'{{"uri":"{URI}","sha256":"{DIGEST}","files":1}}'
+
+
+def test_the_model_section_says_what_every_pod_fetched() -> None:
+    pods = [fetched("iris-a", REPORT), slim_pod(fetched("iris-b", REPORT)), fetched("iris-c", REPORT, deleting=True)]
+    status = model_status(URI, pods)
+    assert status is not None
+    assert (status.uri, status.sha256, status.files, status.fetched_replicas) == (URI, DIGEST, 1, 2)
+
+
+def test_pods_that_disagree_show_no_checksum() -> None:
+    other = REPORT.replace(DIGEST, "cd" * 32)
+    status = model_status(URI, [fetched("iris-a", REPORT), fetched("iris-b", other)])
+    assert status is not None
+    assert (status.sha256, status.fetched_replicas) == (None, 2)
+
+
+@pytest.mark.parametrize(
+    "pods",
+    [
+        [],  # nothing fetched yet
+        [pod(state=FAILED)],  # failing pods report nothing
+        [fetched("iris-a", REPORT.replace("2.0.0", "1.0.0"))],  # the old version's pods
+        [fetched("iris-a", "not json")],  # an older fetcher's message
+    ],
+)
+def test_no_model_section_without_a_report_for_this_uri(pods: list[dict[str, Any]]) -> None:
+    assert model_status(URI, pods) is None
+    assert model_status(None, [fetched("iris-a", REPORT)]) is None
+
+
+def test_the_model_section_reaches_the_written_status() -> None:
+    status = compute_status(observation(model=model_status(URI, [fetched("iris-a", REPORT)])), now=NOW)
+    assert status["model"] == {"uri": URI, "sha256": DIGEST, "files": 1, "fetchedReplicas": 1}

@@ -37,7 +37,7 @@ from modeldeploy.render import labels as lbl
 from modeldeploy.render.children import Owner, service_url
 from modeldeploy.render.names import child_name
 from modeldeploy.status import compute as status_compute
-from modeldeploy.status.artifacts import fetch_failures
+from modeldeploy.status.artifacts import fetch_failures, model_status
 from modeldeploy.status.conditions import find
 from modeldeploy.status.events import transition_events
 
@@ -405,6 +405,7 @@ class Reconciler:
         owner = Owner(metadata["name"], metadata["namespace"], metadata["uid"])
         name = child_name(owner.name)
         record = self.state.config_drift.get(key) or _config_drift_from_status(body)
+        pods = self.state.pods.by_label(owner.namespace, name)
         return status_compute.Observation(
             generation=int(metadata.get("generation", 0)),
             expected_version=str(spec_dict.get("model", {}).get("version", "")),
@@ -418,7 +419,8 @@ class Reconciler:
             health=self._current_health(key, name),
             data_drift=self.state.data_drift.get(key),
             config_drift=record,
-            fetch_failures=fetch_failures(self.state.pods.by_label(owner.namespace, name)),
+            fetch_failures=fetch_failures(pods),
+            model=model_status(spec.model.uri if spec is not None else None, pods),
             previous_status=body.get("status") or {},
         )
 

@@ -8,9 +8,11 @@ the reason where they look, instead of in `kubectl describe pod`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from modeldeploy.api.v1alpha1 import ModelStatus
 from modeldeploy.storage.location import FETCH_CONTAINER
 
 MAX_REASON = 512
@@ -45,6 +47,40 @@ def fetch_failures(pods: Iterable[Mapping[str, Any]]) -> tuple[tuple[str, str], 
         if reason is not None:
             failing.append((str(metadata.get("name")), reason))
     return tuple(sorted(failing))
+
+
+def fetch_report(pod: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What a pod's fetcher reported when it succeeded (its termination message: uri, sha256, files)."""
+    for container in (pod.get("status") or {}).get("initContainerStatuses") or []:
+        terminated = (container.get("state") or {}).get("terminated") or {}
+        if container.get("name") != FETCH_CONTAINER or terminated.get("exitCode") != 0:
+            continue
+        try:
+            report = json.loads(terminated.get("message") or "")
+        except ValueError:
+            return None  # an older fetcher, or a message cut short: nothing to show
+        return report if isinstance(report, dict) else None
+    return None
+
+
+def model_status(uri: str | None, pods: Iterable[Mapping[str, Any]]) -> ModelStatus | None:
+    """status.model: the URI the pods fetched, and its checksum when every fetching pod computed the same."""
+    if uri is None:
+        return None
+    staying = [pod for pod in pods if not (pod.get("metadata") or {}).get("deletionTimestamp")]
+    reports = [r for pod in staying if (r := fetch_report(pod)) is not None and r.get("uri") == uri]
+    if not reports:
+        return None
+    digests = {r.get("sha256") for r in reports}
+    digest = digests.pop() if len(digests) == 1 else None
+    counts = {r.get("files") for r in reports}
+    files = counts.pop() if len(counts) == 1 else None
+    return ModelStatus(
+        uri=uri,
+        sha256=digest if isinstance(digest, str) else None,  # pods that disagree: the object changed meanwhile
+        files=files if isinstance(files, int) else None,
+        fetched_replicas=len(reports),
+    )
 
 
 def slim_fetch_status(status: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from modeldeploy.api.v1alpha1 import (
     DriftStatus,
     HealthStatus,
     ModelDeploymentStatus,
+    ModelStatus,
     ReplicaHealth,
     VersionDriftStatus,
     VersionMismatch,
@@ -77,6 +78,7 @@ class Observation:
     previous_status: Mapping[str, Any] = field(default_factory=dict)  # as read from the API
     ignored_replicas: int | None = None  # spec.replicas set (kubectl scale) while an HPA owns the count
     fetch_failures: Sequence[tuple[str, str]] = ()  # (pod, reason) whose model fetch is failing
+    model: ModelStatus | None = None  # what the pods' fetchers reported
 
 
 def ignored_replicas_message(replicas: int) -> str:
@@ -269,6 +271,7 @@ def compute_status(obs: Observation, *, now: str) -> ModelDeploymentStatus:
         updated_replicas=rollout.updated,
         selector=obs.selector or None,
         url=obs.url or None,
+        model=obs.model,
         health=health,
         drift=_drift_section(obs, drifted, mismatched),
     )

@@ -229,13 +229,16 @@ def run(uri: str, dest: Path, sha256: str | None, termination_log: str, out: IO[
     else:
         checked = f", sha256 {result.sha256}" if result.sha256 else ""
         print(f"{uri}: {len(result.files)} file(s), {result.bytes} bytes{checked}", file=out, flush=True)
+    # What was fetched, for the operator to show on the status (status.model) without reading logs.
+    report = {"uri": uri, "sha256": result.sha256, "files": len(result.files)}
+    _write_termination_message(termination_log, json.dumps(report, separators=(",", ":")))
     return 0
 
 
-def _write_termination_message(path: str, reason: str) -> None:
+def _write_termination_message(path: str, message: str) -> None:
     """The kubelet keeps at most 4096 bytes of it; one line, well under that."""
     try:
         with open(path, "w") as log:
-            log.write(reason[:1024])
+            log.write(message[:1024])
     except OSError:
         pass  # outside a pod (or a read-only log): stderr already has it

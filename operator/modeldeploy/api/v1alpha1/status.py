@@ -106,6 +106,18 @@ class VersionDriftStatus(StatusModel):
     )
 
 
+class ModelStatus(StatusModel):
+    """The artifact the pods were given, as their fetchers reported it."""
+
+    uri: str | None = Field(default=None, description="spec.model.uri the pods fetched.")
+    sha256: str | None = Field(
+        default=None,
+        description="SHA-256 of the fetched artifact (a single file), as every fetching pod computed it.",
+    )
+    files: int | None = Field(default=None, ge=0, description="Files fetched (a prefix holds several).")
+    fetched_replicas: int | None = Field(default=None, ge=0, description="Pods whose fetch of this URI succeeded.")
+
+
 class DriftStatus(StatusModel):
     """The three kinds of drift the operator tracks, kept apart because their fixes differ."""
 
@@ -132,5 +144,6 @@ class ModelDeploymentStatus(StatusModel):
         default=None, description="Label selector of the pods, in string form, for the scale subresource."
     )
     url: str | None = Field(default=None, description="In-cluster base URL of the model server Service.")
+    model: ModelStatus | None = Field(default=None, description="The model artifact the pods fetched.")
     health: HealthStatus | None = Field(default=None, description="Results of the operator's probes.")
     drift: DriftStatus | None = Field(default=None, description="Configuration, data and version drift.")
