@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from modeldeploy.storage.location import URI_PATTERN, InvalidLocation, Location, parse
+from modeldeploy.api.rules import MODEL_URI_PATTERN as URI_PATTERN
+from modeldeploy.storage.location import InvalidLocation, Location, parse
 
 
 @pytest.mark.parametrize(

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-from modeldeploy.api.rules import MODEL_URI_PATTERN
-
 FETCHED_SCHEMES = ("s3", "gs", "azure", "az", "http", "https")
-URI_PATTERN = MODEL_URI_PATTERN  # what the API's schema accepts; `parse` checks the rest
+# The API's schema refuses what no fetcher reads (`api.rules.MODEL_URI_PATTERN`); `parse`
+# checks the rest. Not imported from there: the fetcher starts in every model pod, and the API
+# models cost a third of a second to import.
 _CLAIM = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 FETCH_CONTAINER = "fetch-model"  # the init container that runs `modeldeploy fetch`
