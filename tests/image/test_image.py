@@ -243,3 +243,64 @@ def test_the_image_holds_the_operator_and_none_of_the_development_tooling(podman
     assert found["scripts"] == []
     assert found["go_sources"] == []
     assert found["dev_files"] == []
+
+
+def test_the_same_image_fetches_a_model_as_the_init_container_runs(podman: Podman, image: str, tmp_path: Path) -> None:
+    """`modeldeploy fetch` locked down as the chart's pods run (UID 10001, read-only root, no
+    capabilities), the emptyDir and /dev/termination-log mounted as the kubelet mounts them, the
+    S3 endpoint and keys in the environment as envFrom gives them: a real S3 server (moto)."""
+    import hashlib
+    import os
+
+    import obstore
+    from obstore.store import S3Store
+
+    from tests.s3server import REGION, moto_venv, s3_server
+
+    artifact = os.urandom(2_000_000)
+    with s3_server(moto_venv(), tmp_path / "moto.log") as server:
+        env = server.env()
+        urllib.request.urlopen(urllib.request.Request(f"{server.endpoint}/models", method="PUT"), timeout=10)
+        store = S3Store(
+            "models",
+            config={
+                "endpoint": server.endpoint,
+                "region": REGION,
+                "access_key_id": env["AWS_ACCESS_KEY_ID"],
+                "secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+            },
+            client_options={"allow_http": True},
+        )
+        obstore.put(store, "iris/2.0.0/model.joblib", artifact)
+
+        def fetch(uri: str, volume: Path, log: Path) -> subprocess.CompletedProcess[str]:
+            volume.mkdir(mode=0o777)
+            volume.chmod(0o777)  # an emptyDir is world-writable; the image runs as 10001
+            log.touch()
+            log.chmod(0o666)
+            command = [
+                *locked_down_run(podman, unique("modeldeploy-image-fetch")),
+                f"--volume={volume}:/mnt/models",
+                f"--volume={log}:/dev/termination-log",
+                *(f"--env={key}={value}" for key, value in env.items()),
+                image,
+                "fetch",
+                uri,
+                "/mnt/models",
+            ]
+            return subprocess.run(command, capture_output=True, text=True, timeout=180)
+
+        digest = hashlib.sha256(artifact).hexdigest()
+        ok = fetch("s3://models/iris/2.0.0/model.joblib", tmp_path / "volume", tmp_path / "log")
+        assert ok.returncode == 0, ok.stderr
+        assert (tmp_path / "volume" / "model" / "model.joblib").read_bytes() == artifact
+        assert json.loads((tmp_path / "log").read_text()) == {
+            "uri": "s3://models/iris/2.0.0/model.joblib",
+            "sha256": digest,
+            "files": 1,
+        }
+        missing = fetch("s3://models/iris/9.9.9/", tmp_path / "volume2", tmp_path / "log2")
+        assert missing.returncode == 1
+        assert (tmp_path / "log2").read_text() == (
+            "s3://models/iris/9.9.9/: NoSuchKey (no object there, and none under it as a prefix)"
+        )
