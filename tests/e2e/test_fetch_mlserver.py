@@ -53,6 +53,11 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 
 
 def upload(server: S3Server, folder: Path, prefix: str) -> None:
+    for path in sorted(folder.iterdir()):
+        upload_bytes(server, f"{prefix}{path.name}", path.read_bytes())
+
+
+def upload_bytes(server: S3Server, key: str, data: bytes) -> None:
     env = server.env()
     store = S3Store(
         BUCKET,
@@ -64,11 +69,11 @@ def upload(server: S3Server, folder: Path, prefix: str) -> None:
         },
         client_options={"allow_http": True},
     )
-    for path in sorted(folder.iterdir()):
-        obstore.put(store, f"{prefix}{path.name}", path.read_bytes())
+    obstore.put(store, key, data)
 
 
-def manifest(uri: str) -> dict[str, Any]:
+def manifest(uri: str, sha256: str | None = None) -> dict[str, Any]:
+    checked = {"sha256": sha256} if sha256 else {}
     return {
         "apiVersion": "modeldeploy.io/v1alpha1",
         "kind": "ModelDeployment",
@@ -80,6 +85,7 @@ def manifest(uri: str) -> dict[str, Any]:
                 "format": "sklearn",
                 "uri": uri,
                 "credentials": {"name": "s3-creds"},
+                **checked,
             },
             "runtime": {
                 "image": "seldonio/mlserver:1.7.1",
@@ -173,19 +179,37 @@ def test_a_model_in_s3_is_fetched_served_by_mlserver_and_ready(
     server.stop()
 
 
-def test_a_missing_key_is_stalled_with_the_fetchers_reason_and_a_fixed_uri_recovers(
-    kubectl: Kubectl, s3: S3Server, tmp_path: Path
+ZEROS = "0" * 64
+
+
+@pytest.mark.parametrize(
+    ("broken", "reason"),
+    [
+        (
+            manifest(f"s3://{BUCKET}/iris/9.9.9/"),
+            "s3://models/iris/9.9.9/: NoSuchKey (no object there, and none under it",
+        ),
+        (
+            manifest(f"s3://{BUCKET}/checked/model.joblib", sha256=ZEROS),
+            f"s3://models/checked/model.joblib: sha256 mismatch: expected {ZEROS}, got ",
+        ),
+    ],
+    ids=["missing-key", "wrong-checksum"],
+)
+def test_a_failing_fetch_is_stalled_with_the_fetchers_reason_and_a_fixed_spec_recovers(
+    kubectl: Kubectl, s3: S3Server, tmp_path: Path, broken: dict[str, Any], reason: str
 ) -> None:
+    upload_bytes(s3, "checked/model.joblib", b"a model")
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s3-creds"}, "stringData": s3.env()}
     kubectl("apply", "-f", "-", input=json.dumps(secret))
-    missing = f"s3://{BUCKET}/iris/9.9.9/"
-    kubectl("apply", "-f", "-", input=json.dumps(manifest(missing)))
+    kubectl("apply", "-f", "-", input=json.dumps(broken))
     kubectl("wait", "--for=condition=Ready", "md/iris", "--timeout=120s")
     pod, _ = the_pod(kubectl)
     failed = run_the_init_container(kubectl, tmp_path / "volume", tmp_path / "termination-log")
     assert failed.returncode == 1
-    reason = (tmp_path / "termination-log").read_text()
-    assert reason == f"{missing}: NoSuchKey (no object there, and none under it as a prefix)"
+    said = (tmp_path / "termination-log").read_text()
+    assert said.startswith(reason)
+    reason = said
     report_init_container(kubectl, pod, 1, reason)
     wait_for(
         lambda: conditions_of(kubectl)["Stalled"].get("reason") == "ModelFetchFailed",
@@ -195,7 +219,7 @@ def test_a_missing_key_is_stalled_with_the_fetchers_reason_and_a_fixed_uri_recov
     assert conditions_of(kubectl)["Stalled"]["message"] == f"{reason} (pod {pod})"
     assert conditions_of(kubectl)["Ready"]["status"] == "False"
 
-    # Fixing the URI rolls out pods that fetch; the failing one goes with its ReplicaSet.
+    # Fixing the spec rolls out pods that fetch; the failing one goes with its ReplicaSet.
     kubectl("apply", "-f", "-", input=json.dumps(manifest(URI)))
     wait_for(
         lambda: (
