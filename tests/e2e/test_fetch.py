@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import obstore
 import pytest
 from obstore.store import S3Store
@@ -42,6 +43,11 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         obstore.put(store, "iris/2.0.0/model.joblib", MODEL)
         obstore.put(store, "iris/2.0.0/model-settings.json", SETTINGS)
         obstore.put(store, "iris/2.0.0/extra/notes.txt", b"trained on 2026-11-28")
+        # what an S3 console's "create folder" leaves: 0-byte objects whose keys end in "/"
+        # (obstore normalises a trailing "/" away, so they are put with a plain request)
+        for marker in ("iris/3.0.0/", "iris/3.0.0/weights/"):
+            httpx.put(f"{server.endpoint}/{BUCKET}/{marker}", content=b"").raise_for_status()
+        obstore.put(store, "iris/3.0.0/weights/model.joblib", MODEL)
         yield server
 
 
@@ -151,9 +157,9 @@ def test_the_init_container_command_as_the_kubelet_runs_it(tmp_path: Path, s3: S
     assert one.returncode == 0, one.stderr
     assert json.loads(log.read_text())["sha256"] == hashlib.sha256(MODEL).hexdigest()
 
-    missing = _cli([f"s3://{BUCKET}/iris/3.0.0", str(tmp_path / "mnt2"), "--termination-log", str(log)], s3.env())
+    missing = _cli([f"s3://{BUCKET}/iris/4.0.0", str(tmp_path / "mnt2"), "--termination-log", str(log)], s3.env())
     assert missing.returncode == 1
-    assert log.read_text() == "s3://models/iris/3.0.0: NoSuchKey (no object there, and none under it as a prefix)"
+    assert log.read_text() == "s3://models/iris/4.0.0: NoSuchKey (no object there, and none under it as a prefix)"
 
 
 @pytest.fixture
@@ -183,3 +189,11 @@ def test_a_file_on_a_web_server(tmp_path: Path, web: str) -> None:
     assert (tmp_path / "mnt" / "model" / "model.onnx").read_bytes() == MODEL
     with pytest.raises(FetchFailed, match=r"/missing.onnx: not found$"):
         fetch(f"{web}/missing.onnx", tmp_path / "mnt2")
+
+
+@pytest.mark.usefixtures("s3_env")
+@pytest.mark.parametrize("uri", ["s3://models/iris/3.0.0/", "s3://models/iris/3.0.0"])
+def test_folder_marker_objects_are_not_files(tmp_path: Path, uri: str) -> None:
+    result = fetch(uri, tmp_path)
+    assert result.files == ["weights/model.joblib"]
+    assert (tmp_path / "model" / "weights" / "model.joblib").read_bytes() == MODEL

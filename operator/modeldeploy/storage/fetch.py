@@ -116,6 +116,9 @@ def _objects(store: ObjectStore, uri: str) -> list[tuple[str, str, int]]:
     """(path in the store, path under the model folder, size) for the object or the prefix's objects."""
     not_found: Exception
     try:
+        if uri.endswith("/") and not uri.startswith(("http://", "https://")):
+            # a prefix by its spelling: a HEAD could find the 0-byte "folder" object a console made
+            raise FileNotFoundError(uri)
         head = obstore.head(store, "")
         name = PurePosixPath(uri.rstrip("/")).name
         return [("", name, int(head["size"]))]
@@ -131,11 +134,15 @@ def _objects(store: ObjectStore, uri: str) -> list[tuple[str, str, int]]:
         listed = [(str(m["path"]), int(m["size"])) for batch in obstore.list(store) for m in batch]
     except Exception as error:
         raise FetchFailed(f"{uri}: {_reason(error)}") from None
-    if not listed:
+    # A console's "create folder" leaves a 0-byte object whose key ends in "/"; obstore lists it
+    # without the "/", as a file named like the folder beside it. Such a path is no file to write.
+    folders = {str(parent) for path, _ in listed for parent in PurePosixPath(path).parents}
+    files = [(path, size) for path, size in listed if path and not path.endswith("/") and path not in folders]
+    if not files:
         reason = "NoSuchKey" if uri.startswith("s3://") and isinstance(not_found, FileNotFoundError) else None
         raise FetchFailed(f"{uri}: {reason or _reason(not_found)} (no object there, and none under it as a prefix)")
     objects = []
-    for path, size in sorted(listed):
+    for path, size in sorted(files):
         relative = PurePosixPath(path)
         if relative.is_absolute() or ".." in relative.parts:
             raise FetchFailed(f"{uri}: object {path!r} would land outside the model folder")
