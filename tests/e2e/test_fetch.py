@@ -48,6 +48,8 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         for marker in ("iris/3.0.0/", "iris/3.0.0/weights/"):
             httpx.put(f"{server.endpoint}/{BUCKET}/{marker}", content=b"").raise_for_status()
         obstore.put(store, "iris/3.0.0/weights/model.joblib", MODEL)
+        obstore.put(store, "clash/model", b"a file")  # and a folder of the same name below
+        obstore.put(store, "clash/model/weights.bin", b"weights")
         yield server
 
 
@@ -197,3 +199,9 @@ def test_folder_marker_objects_are_not_files(tmp_path: Path, uri: str) -> None:
     result = fetch(uri, tmp_path)
     assert result.files == ["weights/model.joblib"]
     assert (tmp_path / "model" / "weights" / "model.joblib").read_bytes() == MODEL
+
+
+@pytest.mark.usefixtures("s3_env")
+def test_an_object_that_is_also_a_folder_is_refused_not_dropped(tmp_path: Path) -> None:
+    with pytest.raises(FetchFailed, match="object 'model' is also a folder of other objects"):
+        fetch(f"s3://{BUCKET}/clash", tmp_path)

@@ -303,3 +303,13 @@ async def test_a_terminating_namespace_is_left_alone(world: World) -> None:
     world.api.requests.clear()
     assert await world.reconciler.reconcile((NS, NAME)) is None
     assert world.api.requests == []  # remembered: no request until the namespace is gone
+
+
+async def test_a_model_uri_the_schema_admits_but_no_store_can_read_is_stalled_not_retried_forever(world: World) -> None:
+    """`pvc://Claim/x` passes the CRD's pattern; the claim name does not hold: a reason, no crash loop."""
+    await world.create(model={"name": "iris", "version": "1.0.0", "uri": "pvc://Models_Claim/iris"})
+    await world.reconcile()
+    stalled = await world.condition("Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "InvalidModelURI")
+    assert "'Models_Claim' is not a PersistentVolumeClaim name" in stalled["message"]
+    assert await world.child(kubeapi.DEPLOYMENT) is None

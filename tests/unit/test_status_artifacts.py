@@ -36,7 +36,16 @@ FAILED = {"terminated": {"exitCode": 1, "reason": "Error", "message": REASON}}
         ({"state": {"waiting": {"reason": "CrashLoopBackOff"}}, "lastState": FAILED}, REASON),
         ({"state": {"running": {}}, "lastState": FAILED}, REASON),
         ({"state": {"terminated": {"exitCode": 0}}, "lastState": FAILED}, None),  # fixed: fetched at last
-        ({"state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}, "exit code 137"),
+        ({"state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}, "OOMKilled (exit code 137)"),
+        # killed mid-way: FallbackToLogsOnError put the log's tail there, not a reason
+        (
+            {
+                "state": {
+                    "terminated": {"exitCode": 137, "reason": "OOMKilled", "message": "fetched 300.0 of 900.0 MiB"}
+                }
+            },
+            "OOMKilled (exit code 137); last output: fetched 300.0 of 900.0 MiB",
+        ),
         ({"state": {"terminated": {"exitCode": 1, "message": "line one\nthe reason\n"}}}, "the reason"),
     ],
 )

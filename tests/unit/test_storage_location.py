@@ -41,6 +41,8 @@ def test_where_a_uri_points(uri: str, location: Location) -> None:
         ("https://example.org/", "https://example.org/: an http(s) URI must name a file"),
         ("pvc://Models_Claim/x", "pvc://Models_Claim/x: 'Models_Claim' is not a PersistentVolumeClaim name"),
         ("pvc://claim/../etc", "pvc://claim/../etc: the path inside the volume may not contain '..'"),
+        ("s3://[bucket/x", "s3://[bucket/x: Invalid IPv6 URL"),
+        ("https://example.org/models/", "https://example.org/models/: an http(s) URI must name a file"),
     ],
 )
 def test_what_is_refused_says_why(uri: str, message: str) -> None:

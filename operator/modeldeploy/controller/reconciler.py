@@ -40,6 +40,7 @@ from modeldeploy.status import compute as status_compute
 from modeldeploy.status.artifacts import fetch_failures, model_status
 from modeldeploy.status.conditions import find
 from modeldeploy.status.events import transition_events
+from modeldeploy.storage.location import InvalidLocation
 
 log = logging.getLogger("modeldeploy.reconciler")
 TERMINATING_MEMORY_SECONDS = 60.0
@@ -272,6 +273,8 @@ class Reconciler:
             outcome.problem = stalled.problem
         except NameConflict as conflict:
             outcome.problem = status_compute.Problem("ChildNameConflict", str(conflict))
+        except InvalidLocation as invalid:  # the schema's pattern let it through; the parts do not hold
+            outcome.problem = status_compute.Problem("InvalidModelURI", f"spec.model.uri: {invalid}")
         except Throttled as throttled:
             outcome.throttled = True
             outcome.retry_in = throttled.wait

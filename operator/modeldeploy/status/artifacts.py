@@ -15,15 +15,20 @@ from typing import Any
 from modeldeploy.api.v1alpha1 import ModelStatus
 from modeldeploy.storage.location import FETCH_CONTAINER
 
-MAX_REASON = 512
+MAX_REASON = 4096  # what the kubelet keeps of a termination message
 
 
 def _failed(terminated: Mapping[str, Any] | None) -> str | None:
     if not terminated or terminated.get("exitCode", 0) == 0:
         return None
     message = str(terminated.get("message") or "").strip()
-    reason = message.splitlines()[-1] if message else f"exit code {terminated.get('exitCode')}"
-    return reason[:MAX_REASON]
+    last = message.splitlines()[-1] if message else ""
+    killed = terminated.get("reason") not in (None, "", "Error")
+    if killed or not last:
+        # OOMKilled, or killed before it could say why: the message is the log's tail, not a reason
+        said = f"; last output: {last}" if last else ""
+        return f"{terminated.get('reason') or 'failed'} (exit code {terminated.get('exitCode')}){said}"[:MAX_REASON]
+    return last[:MAX_REASON]
 
 
 def fetch_failure(pod: Mapping[str, Any]) -> str | None:
@@ -93,7 +98,8 @@ def slim_fetch_status(status: Mapping[str, Any]) -> list[dict[str, Any]]:
         for key in ("state", "lastState"):
             terminated = (container.get(key) or {}).get("terminated")
             if terminated:
-                entry[key] = {"terminated": {k: terminated[k] for k in ("exitCode", "message") if k in terminated}}
+                fields = {k: terminated[k] for k in ("exitCode", "reason", "message") if k in terminated}
+                entry[key] = {"terminated": fields}
             elif container.get(key):
                 entry[key] = {next(iter(container[key])): {}}  # waiting / running: the state's name is enough
         kept.append(entry)

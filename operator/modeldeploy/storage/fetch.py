@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
+from urllib.parse import unquote, urlsplit
 
 import obstore
 from obstore.store import ObjectStore, from_url
@@ -120,7 +121,7 @@ def _objects(store: ObjectStore, uri: str) -> list[tuple[str, str, int]]:
             # a prefix by its spelling: a HEAD could find the 0-byte "folder" object a console made
             raise FileNotFoundError(uri)
         head = obstore.head(store, "")
-        name = PurePosixPath(uri.rstrip("/")).name
+        name = PurePosixPath(unquote(urlsplit(uri).path).rstrip("/")).name
         return [("", name, int(head["size"]))]
     except FileNotFoundError as missing:
         not_found = missing
@@ -137,6 +138,9 @@ def _objects(store: ObjectStore, uri: str) -> list[tuple[str, str, int]]:
     # A console's "create folder" leaves a 0-byte object whose key ends in "/"; obstore lists it
     # without the "/", as a file named like the folder beside it. Such a path is no file to write.
     folders = {str(parent) for path, _ in listed for parent in PurePosixPath(path).parents}
+    for path, size in listed:
+        if path in folders and size > 0:
+            raise FetchFailed(f"{uri}: object {path!r} is also a folder of other objects; which one is meant?")
     files = [(path, size) for path, size in listed if path and not path.endswith("/") and path not in folders]
     if not files:
         reason = "NoSuchKey" if uri.startswith("s3://") and isinstance(not_found, FileNotFoundError) else None
@@ -160,6 +164,8 @@ def _download(store: ObjectStore, source: str, target: Path, uri: str, meter: _M
                 out.write(view)
                 digest.update(view)
                 meter.add(len(view))
+            out.flush()
+            os.fsync(out.fileno())  # an emptyDir outlives a node restart: no truncated file behind a marker
     except FetchFailed:
         raise
     except Exception as error:
@@ -171,6 +177,7 @@ def _download(store: ObjectStore, source: str, target: Path, uri: str, meter: _M
 def _replace(partial: Path, final: Path) -> None:
     """Put the finished download in place with renames, so the folder is never half there."""
     old = final.with_name(f".old-{os.getpid()}")
+    shutil.rmtree(old, ignore_errors=True)  # a restarted container has the same PID (1) as the last
     if final.exists():
         final.rename(old)
     partial.rename(final)
@@ -181,6 +188,8 @@ def _already_fetched(final: Path, uri: str, sha256: str | None) -> Fetched | Non
     try:
         marker = json.loads((final / MARKER).read_text())
     except (OSError, ValueError):
+        return None
+    if not isinstance(marker, dict):
         return None
     if marker.get("uri") != uri or (sha256 is not None and marker.get("sha256") != sha256.lower()):
         return None
@@ -226,8 +235,8 @@ def run(uri: str, dest: Path, sha256: str | None, termination_log: str, out: IO[
     """The init container's whole life: fetch, say what happened, and leave a reason when it fails."""
     try:
         result = fetch(uri, dest, sha256=sha256, progress=lambda line: print(line, file=out, flush=True))
-    except FetchFailed as failure:
-        reason = str(failure)
+    except (FetchFailed, OSError) as failure:
+        reason = str(failure) if isinstance(failure, FetchFailed) else f"{uri}: {failure}"
         print(f"modeldeploy fetch: {reason}", file=out, flush=True)
         _write_termination_message(termination_log, reason)
         return 1
@@ -243,9 +252,9 @@ def run(uri: str, dest: Path, sha256: str | None, termination_log: str, out: IO[
 
 
 def _write_termination_message(path: str, message: str) -> None:
-    """The kubelet keeps at most 4096 bytes of it; one line, well under that."""
+    """The kubelet keeps at most 4096 bytes of it (a URI is at most 2048: the report fits)."""
     try:
         with open(path, "w") as log:
-            log.write(message[:1024])
+            log.write(message[:4096])
     except OSError:
         pass  # outside a pod (or a read-only log): stderr already has it

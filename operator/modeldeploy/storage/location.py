@@ -44,7 +44,10 @@ def parse(uri: str) -> Location:
     """The artifact's location, or InvalidLocation saying what is wrong with the URI."""
     if uri.startswith("/"):
         return Location("image", uri)
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError as error:  # e.g. an unclosed "[" read as an IPv6 host
+        raise InvalidLocation(f"{uri}: {error}") from None
     scheme = parts.scheme.lower()
     if scheme == "pvc":
         claim, _, sub_path = f"{parts.netloc}{parts.path}".partition("/")
@@ -61,6 +64,6 @@ def parse(uri: str) -> Location:
     if not parts.netloc:
         what = "host" if scheme in ("http", "https") else "bucket or container"
         raise InvalidLocation(f"{uri}: no {what} after {scheme}://")
-    if scheme in ("http", "https") and parts.path.strip("/") == "":
+    if scheme in ("http", "https") and (parts.path.strip("/") == "" or parts.path.endswith("/")):
         raise InvalidLocation(f"{uri}: an http(s) URI must name a file (web servers cannot be listed)")
     return Location("fetch", uri)
