@@ -27,8 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "operator"), str(ROOT)]
 
 import obstore  # noqa: E402
-from obstore.store import S3Store  # noqa: E402
-from tests.s3server import REGION, S3Server, moto_venv, s3_server  # noqa: E402
+from tests.s3server import S3Server, moto_venv, s3_server  # noqa: E402
 
 BUCKET = "bench"
 KEY = "iris/big/model.bin"
@@ -52,16 +51,9 @@ s3.download_file(sys.argv[1], sys.argv[3], sys.argv[4])
 
 
 def upload(server: S3Server, mib: int) -> None:
-    import httpx
-
-    httpx.put(f"{server.endpoint}/{BUCKET}").raise_for_status()
-    store = S3Store(
-        BUCKET,
-        config={"endpoint": server.endpoint, "region": REGION, "access_key_id": "k", "secret_access_key": "s"},
-        client_options={"allow_http": True},
-    )
+    server.create_bucket(BUCKET)
     block = os.urandom(1 << 20)
-    obstore.put(store, KEY, b"".join(block for _ in range(mib)))
+    obstore.put(server.store(BUCKET), KEY, b"".join(block for _ in range(mib)))
 
 
 def timed(command: list[str], env: dict[str, str]) -> float:
@@ -83,7 +75,7 @@ def main() -> None:
     try:
         with s3_server(venv, work / "moto.log") as server:
             upload(server, args.mib)
-            env = {**server.env(), "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}
+            env = server.env()
             uri = f"s3://{BUCKET}/{KEY}"
             runs: dict[str, list[float]] = {"ours": [], "bare-obstore": [], "boto3": []}
             for round_ in range(args.rounds):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from obstore.store import S3Store
 
 from tests.sidevenv import ROOT, SideVenv, ensure_venv
 
@@ -29,6 +30,23 @@ def moto_venv() -> SideVenv:
 @dataclass(frozen=True)
 class S3Server:
     endpoint: str
+
+    def create_bucket(self, bucket: str) -> None:
+        httpx.put(f"{self.endpoint}/{bucket}").raise_for_status()  # moto takes it unsigned
+
+    def store(self, bucket: str) -> S3Store:
+        """A client of this server for the tests' own uploads (the fetcher reads `env()` instead)."""
+        env = self.env()
+        return S3Store(
+            bucket,
+            config={
+                "endpoint": self.endpoint,
+                "region": REGION,
+                "access_key_id": env["AWS_ACCESS_KEY_ID"],
+                "secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+            },
+            client_options={"allow_http": True},
+        )
 
     def env(self) -> dict[str, str]:
         """What a Secret would give the fetch container (envFrom) to reach this server."""

@@ -20,10 +20,9 @@ from pathlib import Path
 import httpx
 import obstore
 import pytest
-from obstore.store import S3Store
 
 from modeldeploy.storage.fetch import MARKER, FetchFailed, fetch
-from tests.s3server import REGION, S3Server, moto_venv, s3_server
+from tests.s3server import S3Server, moto_venv, s3_server
 
 BUCKET = "models"
 MODEL = os.urandom(300_000)
@@ -34,12 +33,8 @@ SETTINGS = b'{"name": "iris", "implementation": "mlserver_sklearn.SKLearnModel"}
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     venv = moto_venv()
     with s3_server(venv, tmp_path_factory.mktemp("moto") / "moto.log") as server:
-        store = S3Store(
-            BUCKET,
-            config={"endpoint": server.endpoint, "region": REGION, **_keys(server)},
-            client_options={"allow_http": True},
-        )
-        _create_bucket(server)
+        server.create_bucket(BUCKET)
+        store = server.store(BUCKET)
         obstore.put(store, "iris/2.0.0/model.joblib", MODEL)
         obstore.put(store, "iris/2.0.0/model-settings.json", SETTINGS)
         obstore.put(store, "iris/2.0.0/extra/notes.txt", b"trained on 2026-11-28")
@@ -51,18 +46,6 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         obstore.put(store, "clash/model", b"a file")  # and a folder of the same name below
         obstore.put(store, "clash/model/weights.bin", b"weights")
         yield server
-
-
-def _keys(server: S3Server) -> dict[str, str]:
-    env = server.env()
-    return {"access_key_id": env["AWS_ACCESS_KEY_ID"], "secret_access_key": env["AWS_SECRET_ACCESS_KEY"]}
-
-
-def _create_bucket(server: S3Server) -> None:
-    import httpx
-
-    response = httpx.put(f"{server.endpoint}/{BUCKET}")  # moto creates buckets without signatures
-    response.raise_for_status()
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from typing import Any
 
 import obstore
 import pytest
-from obstore.store import S3Store
 
 from tests.conftest import Kubectl, get_json, wait_for
 from tests.e2e.conftest import MLServers, ModelFolder, wait_until_free
@@ -34,7 +33,7 @@ from tests.e2e.test_mlserver import (
     conditions_of,
     the_pod,
 )
-from tests.s3server import REGION, S3Server, moto_venv, s3_server
+from tests.s3server import S3Server, moto_venv, s3_server
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.integration, pytest.mark.usefixtures("operator")]
 
@@ -46,9 +45,7 @@ MOUNT = "/mnt/models"
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     with s3_server(moto_venv(), tmp_path_factory.mktemp("moto") / "moto.log") as server:
-        import httpx
-
-        httpx.put(f"{server.endpoint}/{BUCKET}").raise_for_status()
+        server.create_bucket(BUCKET)
         yield server
 
 
@@ -58,18 +55,7 @@ def upload(server: S3Server, folder: Path, prefix: str) -> None:
 
 
 def upload_bytes(server: S3Server, key: str, data: bytes) -> None:
-    env = server.env()
-    store = S3Store(
-        BUCKET,
-        config={
-            "endpoint": server.endpoint,
-            "region": REGION,
-            "access_key_id": env["AWS_ACCESS_KEY_ID"],
-            "secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
-        },
-        client_options={"allow_http": True},
-    )
-    obstore.put(store, key, data)
+    obstore.put(server.store(BUCKET), key, data)
 
 
 def manifest(uri: str, sha256: str | None = None) -> dict[str, Any]:

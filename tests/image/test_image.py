@@ -253,25 +253,14 @@ def test_the_same_image_fetches_a_model_as_the_init_container_runs(podman: Podma
     import os
 
     import obstore
-    from obstore.store import S3Store
 
-    from tests.s3server import REGION, moto_venv, s3_server
+    from tests.s3server import moto_venv, s3_server
 
     artifact = os.urandom(2_000_000)
     with s3_server(moto_venv(), tmp_path / "moto.log") as server:
         env = server.env()
-        urllib.request.urlopen(urllib.request.Request(f"{server.endpoint}/models", method="PUT"), timeout=10)
-        store = S3Store(
-            "models",
-            config={
-                "endpoint": server.endpoint,
-                "region": REGION,
-                "access_key_id": env["AWS_ACCESS_KEY_ID"],
-                "secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
-            },
-            client_options={"allow_http": True},
-        )
-        obstore.put(store, "iris/2.0.0/model.joblib", artifact)
+        server.create_bucket("models")
+        obstore.put(server.store("models"), "iris/2.0.0/model.joblib", artifact)
 
         def fetch(uri: str, volume: Path, log: Path) -> subprocess.CompletedProcess[str]:
             volume.mkdir(mode=0o777)
