@@ -57,8 +57,24 @@ POD = Kind("v1", "Pod", "pods")
 EVENT = Kind("v1", "Event", "events")
 SECRET = Kind("v1", "Secret", "secrets")
 MODEL_DEPLOYMENT = Kind("modeldeploy.io/v1alpha1", "ModelDeployment", "modeldeployments")
+MODEL_RUNTIME = Kind("modeldeploy.io/v1alpha1", "ModelRuntime", "modelruntimes")
+CLUSTER_MODEL_RUNTIME = Kind("modeldeploy.io/v1alpha1", "ClusterModelRuntime", "clustermodelruntimes", namespaced=False)
 LEASE = Kind("coordination.k8s.io/v1", "Lease", "leases")
-KINDS_BY_NAME = {k.kind: k for k in (DEPLOYMENT, SERVICE, HPA, POD, EVENT, SECRET, MODEL_DEPLOYMENT, LEASE)}
+KINDS_BY_NAME = {
+    k.kind: k
+    for k in (
+        DEPLOYMENT,
+        SERVICE,
+        HPA,
+        POD,
+        EVENT,
+        SECRET,
+        MODEL_DEPLOYMENT,
+        MODEL_RUNTIME,
+        CLUSTER_MODEL_RUNTIME,
+        LEASE,
+    )
+}
 
 
 class ApiError(Exception):

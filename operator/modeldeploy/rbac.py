@@ -30,6 +30,7 @@ PERMISSIONS: tuple[Permission, ...] = (
         "own the HPA, delete it when autoscaling is removed",
     ),
     Permission("", "pods", ("list", "watch"), "find the replicas to probe"),
+    Permission("modeldeploy.io", "modelruntimes", ("list", "watch"), "resolve the runtime serving each model"),
     Permission("", "events", ("create", "patch"), "report transitions with core/v1 Events, counting repeats on one"),
 )
 
@@ -38,6 +39,14 @@ LEADER_ELECTION = Permission(
     "leases",
     ("get", "create", "update"),
     "optional: hold the leader Lease (a Role in the operator's own namespace only)",
+)
+
+CLUSTER_RUNTIMES = Permission(
+    "modeldeploy.io",
+    "clustermodelruntimes",
+    ("list", "watch"),
+    "optional (on by default): resolve runtimes shared by every namespace; cluster-scoped, so a ClusterRole "
+    "even when the rest is namespaced",
 )
 
 PULL_SECRET_CHECK = Permission("", "secrets", ("get",), "optional: verify imagePullSecrets exist before rolling out")

@@ -39,6 +39,13 @@ class OperatorSettings(BaseSettings):
         description="Look up imagePullSecrets before rolling out; skipped quietly without `get` on Secrets.",
     )
 
+    cluster_runtimes: bool = Field(
+        default=True,
+        description=(
+            "Watch ClusterModelRuntimes (list/watch on them cluster-wide); false: only the ModelRuntimes of the "
+            "served namespaces."
+        ),
+    )
     fetcher_image: str = Field(
         default=DEFAULT_FETCHER_IMAGE,
         min_length=1,

@@ -190,6 +190,11 @@ def _element_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+# spec.runtime's fields override a runtime's only where a person wrote them, so the apiserver must
+# not fill in their Python defaults: models whose top-level fields carry no schema default at all.
+PYTHON_ONLY_DEFAULTS: tuple[type[BaseModel], ...] = (RuntimeSpec,)
+
+
 def _compare_defaults(model: type[BaseModel], schema: dict[str, Any], path: str) -> list[str]:
     problems: list[str] = []
     properties = schema["properties"]
@@ -199,7 +204,13 @@ def _compare_defaults(model: type[BaseModel], schema: dict[str, Any], path: str)
     required = set(schema.get("required", []))
     for alias, (_, field) in aliases.items():
         where, prop = f"{path}.{alias}", properties.get(alias, {})
-        if field.default_factory is not None:
+        python_only = model in PYTHON_ONLY_DEFAULTS or (
+            field.default_factory is not None and field.default_factory in PYTHON_ONLY_DEFAULTS
+        )
+        if python_only:
+            if "default" in prop or alias in required:
+                problems.append(f"{where}: a default the apiserver would fill in, or required: {prop}")
+        elif field.default_factory is not None:
             produced = field.default_factory()  # type: ignore[call-arg]
             if isinstance(produced, BaseModel):
                 if prop.get("default") != {}:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from modeldeploy.rbac import PERMISSIONS, PULL_SECRET_CHECK, Permission
+from modeldeploy.rbac import CLUSTER_RUNTIMES, PERMISSIONS, PULL_SECRET_CHECK, Permission
 from modeldeploy.settings import OperatorSettings
 from tests.chart import CHART_DIR, ROOT, Doc, helm, of_kind, render
 
@@ -35,8 +35,14 @@ def granted(role: Doc) -> set[Triple]:
     return result
 
 
-def declared(*, pull_secrets: bool) -> set[Triple]:
-    return triples(PERMISSIONS) | (triples([PULL_SECRET_CHECK]) if pull_secrets else set())
+def declared(*, pull_secrets: bool, cluster_runtimes: bool = True) -> set[Triple]:
+    """What the operator's role must grant: the ClusterRole with rbac.scope=cluster, each Role otherwise
+    (where reading ClusterModelRuntimes is a ClusterRole of its own)."""
+    return (
+        triples(PERMISSIONS)
+        | (triples([PULL_SECRET_CHECK]) if pull_secrets else set())
+        | (triples([CLUSTER_RUNTIMES]) if cluster_runtimes else set())
+    )
 
 
 def rbac_difference(role: Doc, expected: set[Triple]) -> tuple[set[Triple], set[Triple]]:
@@ -78,7 +84,8 @@ def test_cluster_mode_renders_cluster_role_and_watches_all_namespaces() -> None:
         [
             "ClusterRole",
             "ClusterRoleBinding",
-            "CustomResourceDefinition",
+            *["CustomResourceDefinition"] * 3,
+            *["ClusterModelRuntime"] * 7,
             "Deployment",
             "Service",
             "ServiceAccount",
@@ -99,9 +106,10 @@ def test_cluster_mode_renders_cluster_role_and_watches_all_namespaces() -> None:
 
 
 def test_namespaced_mode_renders_a_role_per_watched_namespace_and_nothing_cluster_wide() -> None:
-    docs = render(*NAMESPACED, release="prod", namespace="ops")
+    docs = render(*NAMESPACED, "--set", "runtimes.watchClusterRuntimes=false", release="prod", namespace="ops")
     assert not of_kind(docs, "ClusterRole")
     assert not of_kind(docs, "ClusterRoleBinding")
+    assert env_of(docs)["MODELDEPLOY_CLUSTER_RUNTIMES"] == "false"
     roles = {doc["metadata"]["namespace"]: doc for doc in of_kind(docs, "Role")}
     bindings = {doc["metadata"]["namespace"]: doc for doc in of_kind(docs, "RoleBinding")}
     assert set(roles) == set(bindings) == {"team-a", "team-b"}
@@ -113,6 +121,24 @@ def test_namespaced_mode_renders_a_role_per_watched_namespace_and_nothing_cluste
             {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "ops"}
         ]
     assert container(docs)["args"] == ["run", "--namespace=team-a", "--namespace=team-b"]
+
+
+def test_namespaced_mode_reads_cluster_runtimes_through_a_cluster_role_that_grants_nothing_else() -> None:
+    docs = render(*NAMESPACED, release="prod", namespace="ops")
+    (role,) = of_kind(docs, "ClusterRole")
+    (binding,) = of_kind(docs, "ClusterRoleBinding")
+    assert (
+        granted(role)
+        == triples([CLUSTER_RUNTIMES])
+        == {
+            ("modeldeploy.io", "clustermodelruntimes", "list"),
+            ("modeldeploy.io", "clustermodelruntimes", "watch"),
+        }
+    )
+    assert binding["roleRef"]["name"] == role["metadata"]["name"] == "modeldeploy:ops:prod:runtimes"
+    for namespaced in of_kind(docs, "Role"):
+        assert not {t for t in granted(namespaced) if t[1] == "clustermodelruntimes"}
+    assert env_of(docs)["MODELDEPLOY_CLUSTER_RUNTIMES"] == "true"
 
 
 def test_two_releases_never_share_cluster_scoped_names() -> None:
@@ -138,7 +164,8 @@ def test_rbac_is_exactly_what_the_operator_declares(mode: str, pull_secrets: boo
     roles = of_kind(docs, "ClusterRole" if mode == "cluster" else "Role")
     assert roles
     for role in roles:
-        extra, missing = rbac_difference(role, declared(pull_secrets=pull_secrets))
+        expected = declared(pull_secrets=pull_secrets, cluster_runtimes=mode == "cluster")
+        extra, missing = rbac_difference(role, expected)
         assert not extra, f"the chart grants permissions modeldeploy.rbac does not declare: {sorted(extra)}"
         assert not missing, f"the chart lacks permissions modeldeploy.rbac declares: {sorted(missing)}"
         for group, resource, verb in granted(role):

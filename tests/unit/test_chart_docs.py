@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from modeldeploy import metrics
-from modeldeploy.rbac import LEADER_ELECTION, PERMISSIONS, PULL_SECRET_CHECK, Permission
+from modeldeploy.rbac import CLUSTER_RUNTIMES, LEADER_ELECTION, PERMISSIONS, PULL_SECRET_CHECK, Permission
 from modeldeploy.settings import OperatorSettings
 from tests.chart import CHART_DIR, ROOT
 
@@ -36,7 +36,9 @@ def test_every_setting_is_documented() -> None:
 
 
 @pytest.mark.parametrize(
-    "permission", [*PERMISSIONS, PULL_SECRET_CHECK, LEADER_ELECTION], ids=lambda p: f"{p.api_group}/{p.resource}"
+    "permission",
+    [*PERMISSIONS, CLUSTER_RUNTIMES, PULL_SECRET_CHECK, LEADER_ELECTION],
+    ids=lambda p: f"{p.api_group}/{p.resource}",
 )
 def test_every_permission_is_in_the_rbac_table(permission: Permission) -> None:
     rows = [line for line in OPERATIONS.splitlines() if line.startswith("| `")]

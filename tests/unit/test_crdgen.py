@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from modeldeploy.api import CONDITION_TYPES, DRIFTED, READY
 from modeldeploy.api.base import CelRule, Checked, cel
-from modeldeploy.crdgen import StructuralSchemaError, render_crd, render_crd_yaml, structural_schema
+from modeldeploy.crdgen import SOURCES, CrdSource, StructuralSchemaError, render_crd, render_crd_yaml, structural_schema
 from modeldeploy.crdgen.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,9 +25,12 @@ CRD_FILE = ROOT / "crds" / "modeldeploy.io_modeldeployments.yaml"
 Node = dict[str, Any]
 
 
-def _schema() -> Node:
-    schema: Node = render_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+def _schema(source: CrdSource | None = None) -> Node:
+    schema: Node = render_crd(source or SOURCES[0])["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     return schema
+
+
+EVERY_KIND = pytest.mark.parametrize("source", SOURCES, ids=[s.names.kind for s in SOURCES])
 
 
 def _walk(node: Node, path: str = "") -> Iterator[tuple[str, Node]]:
@@ -45,18 +48,22 @@ def _paths_with(key: str) -> set[str]:
     return {path for path, node in _walk(_schema()) if node.get(key)}
 
 
-def test_committed_crd_is_up_to_date() -> None:
-    assert CRD_FILE.read_text(encoding="utf-8") == render_crd_yaml(), (
-        f"{CRD_FILE.relative_to(ROOT)} is stale: run `python -m modeldeploy.crdgen` from the repository root"
+@EVERY_KIND
+def test_committed_crd_is_up_to_date(source: CrdSource) -> None:
+    committed = ROOT / "crds" / source.file_name
+    assert committed.read_text(encoding="utf-8") == render_crd_yaml(source), (
+        f"{committed.relative_to(ROOT)} is stale: run `python -m modeldeploy.crdgen` from the repository root"
     )
 
 
-def test_committed_file_is_the_rendered_dict() -> None:
-    assert yaml.safe_load(CRD_FILE.read_text(encoding="utf-8")) == render_crd()
+@EVERY_KIND
+def test_committed_file_is_the_rendered_dict(source: CrdSource) -> None:
+    assert yaml.safe_load((ROOT / "crds" / source.file_name).read_text(encoding="utf-8")) == render_crd(source)
 
 
-def test_crd_is_smaller_than_64_kib() -> None:
-    size = len(render_crd_yaml().encode())
+@EVERY_KIND
+def test_crd_is_smaller_than_64_kib(source: CrdSource) -> None:
+    size = len(render_crd_yaml(source).encode())
     assert size < 64 * 1024, f"CRD is {size} bytes"
 
 
@@ -123,21 +130,24 @@ def test_printer_columns() -> None:
         "Version": ".spec.model.version",
         "Healthy": ".status.health.summary",
         "Drifted": '.status.conditions[?(@.type=="Drifted")].status',
+        "Runtime": ".status.model.runtime.name",
         "Age": ".metadata.creationTimestamp",
     }
     assert {READY, DRIFTED} <= set(CONDITION_TYPES)
 
 
-def test_printer_column_paths_exist_in_the_schema() -> None:
-    paths = {path for path, _ in _walk(_schema())}
-    for column in render_crd()["spec"]["versions"][0]["additionalPrinterColumns"]:
+@EVERY_KIND
+def test_printer_column_paths_exist_in_the_schema(source: CrdSource) -> None:
+    paths = {path for path, _ in _walk(_schema(source))}
+    for column in render_crd(source)["spec"]["versions"][0]["additionalPrinterColumns"]:
         field_path = column["jsonPath"].split("[")[0]
         if not field_path.startswith(".metadata"):
             assert field_path in paths or f"{field_path}[]" in paths, column
 
 
-def test_schema_is_structural() -> None:
-    for path, node in _walk(_schema()):
+@EVERY_KIND
+def test_schema_is_structural(source: CrdSource) -> None:
+    for path, node in _walk(_schema(source)):
         for forbidden in ("$ref", "$defs", "anyOf", "oneOf", "allOf", "not", "title", "definitions"):
             assert forbidden not in node, f"{path or '<root>'} has {forbidden}"
         assert "type" in node or node.get("x-kubernetes-int-or-string"), f"{path} has no type"
@@ -262,7 +272,7 @@ def test_spec_and_model_are_required() -> None:
     schema = _schema()
     assert schema["required"] == ["spec"]
     spec = schema["properties"]["spec"]
-    assert spec["required"] == ["model", "runtime"]
+    assert spec["required"] == ["model"]  # without a runtime, model.format selects one
     assert spec["properties"]["model"]["required"] == ["name", "version"]
     assert "required" not in schema["properties"]["status"]
 

@@ -77,7 +77,8 @@ async def test_healthz_fails_once_the_work_loop_is_dead(running: tuple[Controlle
 
 async def test_healthz_fails_once_an_informer_is_dead(running: tuple[Controller, int]) -> None:
     controller, port = running
-    await controller.informers[0].stop()
+    [models] = [i for i in controller.informers if i.kind.plural == "modeldeployments"]
+    await models.stop()
     response = await _healthz(port)
     assert response.status_code == 503
     assert "modeldeployments informer has stopped" in response.text

@@ -35,6 +35,7 @@ from modeldeploy.render.children import (
 )
 from modeldeploy.render.compare import contains, fingerprint
 from modeldeploy.render.names import child_name
+from modeldeploy.render.runtime import explicit_server
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "fixtures" / "golden"
@@ -443,8 +444,8 @@ def test_metrics_on_a_separate_port() -> None:
         {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"},
         {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"},
     ]
-    spec = _spec("metrics-port")
-    assert (metrics_port(spec), metrics_path(spec)) == (9090, "/prom")
+    server = explicit_server(_spec("metrics-port"))
+    assert (metrics_port(server), metrics_path(server)) == (9090, "/prom")
 
 
 @pytest.mark.parametrize("metrics", [{}, {"port": 8080}, {"path": "/other"}])
@@ -453,19 +454,20 @@ def test_metrics_on_the_serving_port_add_no_port(metrics: Obj) -> None:
     owner = Owner("x", "ns", UID)
     assert [p["name"] for p in _container(render_deployment(owner, spec))["ports"]] == ["http"]
     assert [p["name"] for p in render_service(owner, spec)["spec"]["ports"]] == ["http"]
-    assert metrics_port(spec) == 8080
+    assert metrics_port(explicit_server(spec)) == 8080
 
 
 def test_service_is_cluster_ip_on_the_runtime_port() -> None:
     service = _render("protocol-openai").service
     assert service["spec"]["type"] == "ClusterIP"
     assert service["spec"]["ports"] == [{"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}]
-    assert service_url(_owner("protocol-openai"), _spec("protocol-openai")) == "http://llm.models.svc:8000"
+    server = explicit_server(_spec("protocol-openai"))
+    assert service_url(_owner("protocol-openai"), server) == "http://llm.models.svc:8000"
 
 
 def test_service_url_uses_the_child_name() -> None:
     owner = Owner("iris.placement.v1", "models", UID)
-    url = service_url(owner, _spec("placement"))
+    url = service_url(owner, explicit_server(_spec("placement")))
     assert url == f"http://{child_name(owner.name)}.models.svc:8080"
     assert "iris.placement.v1" not in url
 

@@ -106,6 +106,9 @@ any difference, so a permission is added in rbac.py first, with the reason, then
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]
+- apiGroups: ["modeldeploy.io"]
+  resources: ["modelruntimes"]
+  verbs: ["list", "watch"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
@@ -114,4 +117,22 @@ any difference, so a permission is added in rbac.py first, with the reason, then
   resources: ["secrets"]
   verbs: ["get"]
 {{- end }}
+{{- end }}
+
+{{/*
+Reading ClusterModelRuntimes (modeldeploy.rbac.CLUSTER_RUNTIMES): in the ClusterRole with
+rbac.scope=cluster, in a ClusterRole of its own with rbac.scope=namespaced.
+*/}}
+{{- define "modeldeploy.clusterRuntimeRules" -}}
+- apiGroups: ["modeldeploy.io"]
+  resources: ["clustermodelruntimes"]
+  verbs: ["list", "watch"]
+{{- end }}
+
+{{/*
+The shipped runtimes are hooks (see templates/runtimes.yaml).
+*/}}
+{{- define "modeldeploy.runtimeHook" -}}
+helm.sh/hook: post-install,post-upgrade
+helm.sh/hook-delete-policy: before-hook-creation
 {{- end }}

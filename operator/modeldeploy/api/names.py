@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 GROUP = "modeldeploy.io"
 KIND = "ModelDeployment"
 LIST_KIND = "ModelDeploymentList"
@@ -13,3 +15,30 @@ CRD_NAME = f"{PLURAL}.{GROUP}"
 
 RESERVED_LABEL_PREFIXES: tuple[str, ...] = ("app.kubernetes.io/", "modeldeploy.io/")
 """Pod label prefixes the operator sets itself; user labels there would fight its selectors."""
+
+
+@dataclass(frozen=True)
+class KindNames:
+    """How one kind of the group is named and scoped, for its CRD and its clients."""
+
+    kind: str
+    plural: str
+    short_names: tuple[str, ...]
+    namespaced: bool
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def list_kind(self) -> str:
+        return f"{self.kind}List"
+
+    @property
+    def crd_name(self) -> str:
+        return f"{self.plural}.{GROUP}"
+
+
+MODEL_DEPLOYMENT = KindNames(KIND, PLURAL, SHORT_NAMES, namespaced=True)
+MODEL_RUNTIME = KindNames("ModelRuntime", "modelruntimes", ("mrt",), namespaced=True)
+CLUSTER_MODEL_RUNTIME = KindNames("ClusterModelRuntime", "clustermodelruntimes", ("cmrt",), namespaced=False)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modeldeploy import kubeapi
-from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
+from modeldeploy.api.v1alpha1 import ModelDeploymentSpec, ServerSpec
 from modeldeploy.controller.cache import ObjectCache, controller_uid
 from modeldeploy.controller.state import ControllerState
 from modeldeploy.render import labels as lbl
@@ -63,18 +63,18 @@ class Child:
 
     kind: kubeapi.Kind
 
-    def render(self, owner: Owner, spec: ModelDeploymentSpec, platform: Platform) -> Obj | None:
+    def render(self, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, platform: Platform) -> Obj | None:
         raise NotImplementedError
 
     def cache(self, state: ControllerState) -> ObjectCache:
         return state.cache_for(self.kind.kind)
 
-    def plan(self, state: ControllerState, owner: Owner, spec: ModelDeploymentSpec) -> Plan:
+    def plan(self, state: ControllerState, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec) -> Plan:
         """The cache holds every object carrying our label, so a miss means absent or foreign:
         the first apply tells which (see `_create`), and a new ModelDeployment costs no GET.
         """
         live = self.cache(state).get((owner.namespace, child_name(owner.name)))
-        desired = self.render(owner, spec, state.platform)
+        desired = self.render(owner, spec, server, state.platform)
         if desired is not None and live is not None and controller_uid(live) != owner.uid:
             raise NameConflict(self.kind.kind, desired["metadata"]["name"])
         return Plan(self, desired, live)
@@ -131,8 +131,8 @@ class Child:
 class DeploymentChild(Child):
     kind = kubeapi.DEPLOYMENT
 
-    def render(self, owner: Owner, spec: ModelDeploymentSpec, platform: Platform) -> Obj:
-        return render_deployment(owner, spec, platform)
+    def render(self, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, platform: Platform) -> Obj:
+        return render_deployment(owner, spec, platform, server)
 
     async def before_update(self, api: kubeapi.KubeApi, live: Obj, desired: Obj) -> None:
         """Stop owning spec.replicas without resetting it, so the HPA takes over smoothly.
@@ -158,14 +158,14 @@ class DeploymentChild(Child):
 class ServiceChild(Child):
     kind = kubeapi.SERVICE
 
-    def render(self, owner: Owner, spec: ModelDeploymentSpec, platform: Platform) -> Obj:
-        return render_service(owner, spec)
+    def render(self, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, platform: Platform) -> Obj:
+        return render_service(owner, spec, server)
 
 
 class HpaChild(Child):
     kind = kubeapi.HPA
 
-    def render(self, owner: Owner, spec: ModelDeploymentSpec, platform: Platform) -> Obj | None:
+    def render(self, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, platform: Platform) -> Obj | None:
         return render_hpa(owner, spec)
 
     async def remove(self, api: kubeapi.KubeApi, state: ControllerState, plan: Plan, owner: Owner) -> Report:

@@ -18,6 +18,7 @@ from modeldeploy.controller.state import ControllerState
 from modeldeploy.probing.prober import Prober
 from modeldeploy.render.labels import MANAGED_BY, MANAGER, NAME_LABEL
 from modeldeploy.render.model import Platform
+from modeldeploy.render.runtime import RuntimeKind, needs_runtimes
 from modeldeploy.settings import OperatorSettings
 
 log = logging.getLogger("modeldeploy.controller")
@@ -67,7 +68,20 @@ class Controller:
             (kubeapi.HPA, state.hpas),
         ]
         informers = []
+        if self.settings.cluster_runtimes:
+            informers.append(
+                Informer(self.api, kubeapi.CLUSTER_MODEL_RUNTIME, state.runtimes.cluster, self.on_cluster_runtime_event)
+            )
         for namespace in namespaces:
+            informers.append(
+                Informer(
+                    self.api,
+                    kubeapi.MODEL_RUNTIME,
+                    state.runtimes.namespaced,
+                    self.on_namespaced_runtime_event,
+                    namespace=namespace,
+                )
+            )
             informers.append(
                 Informer(self.api, kubeapi.MODEL_DEPLOYMENT, state.models, self.on_model_event, namespace=namespace)
             )
@@ -98,6 +112,38 @@ class Controller:
         owner = owner_name(obj, "ModelDeployment")
         if owner is not None:
             self.queue.add((key_of(obj)[0], owner), urgent=True)
+
+    def on_cluster_runtime_event(self, event_type: str, obj: Obj, previous: Obj | None) -> None:
+        self.on_runtime_event("ClusterModelRuntime", event_type, obj, previous)
+
+    def on_namespaced_runtime_event(self, event_type: str, obj: Obj, previous: Obj | None) -> None:
+        self.on_runtime_event("ModelRuntime", event_type, obj, previous)
+
+    def on_runtime_event(self, kind: RuntimeKind, event_type: str, obj: Obj, previous: Obj | None) -> None:
+        """Reconcile the models a runtime change can concern: those that use runtimes, in its scope.
+
+        Which model a runtime serves is decided by resolving, so every model that names a runtime
+        or selects one by format is looked at (in the runtime's namespace for a ModelRuntime); a
+        resolve that ends where it was costs no write. A deletion is looked at once its grace
+        is over (see controller/runtimes.py).
+        """
+        self.state.runtimes.changed(kind, event_type, obj)
+        unchanged = previous is not None and obj["metadata"].get("generation") == previous["metadata"].get("generation")
+        if event_type in ("MODIFIED", "LISTED") and unchanged:
+            return  # labels or annotations, or a list finding it as it was: nothing a model is served by
+        namespace = obj["metadata"].get("namespace") if kind == "ModelRuntime" else None
+        delay = self.state.runtimes.grace + 0.5 if event_type == "DELETED" else 0.0
+        for key in self.state.models.known_keys():
+            if namespace is not None and key[0] != namespace:
+                continue
+            body = self.state.models.get(key)
+            spec = self.state.spec_or_none(body) if body is not None else None
+            if spec is None or not needs_runtimes(spec):
+                continue
+            if delay:
+                self.queue.add_after(key, delay)
+            else:
+                self.queue.add(key)
 
     def on_pod_event(self, event_type: str, obj: Obj, previous: Obj | None) -> None:
         namespace, _ = key_of(obj)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from modeldeploy import metrics
-from modeldeploy.api.v1alpha1 import ModelDeploymentSpec, ReplicaHealth
+from modeldeploy.api.v1alpha1 import ModelDeploymentSpec, ReplicaHealth, ServerSpec
 from modeldeploy.api.v1alpha1.drift import DriftSpec
 from modeldeploy.controller.cache import Key
 from modeldeploy.controller.state import ControllerState
@@ -33,6 +33,7 @@ from modeldeploy.probing.prober import ReplicaProbe
 from modeldeploy.probing.targets import CustomPaths, ProbeSettings, ProbeTarget, targets_from_pods
 from modeldeploy.render.children import metrics_path, metrics_port
 from modeldeploy.render.names import child_name
+from modeldeploy.render.runtime import RuntimeProblem, explicit_server
 from modeldeploy.status.compute import HealthReport
 from modeldeploy.status.health import ReplicaMemory, memory_from_status, track
 
@@ -63,15 +64,14 @@ class LoopState:
     starting_rounds: int = 0
 
 
-def probe_settings(spec: ModelDeploymentSpec) -> ProbeSettings:
-    runtime = spec.runtime
+def probe_settings(spec: ModelDeploymentSpec, runtime: ServerSpec) -> ProbeSettings:
     return ProbeSettings(
         port=runtime.port,
         model_name=spec.model.name,
         protocol=runtime.protocol,
         expected_version=spec.model.version,
-        metrics_port=metrics_port(spec),
-        metrics_path=metrics_path(spec),
+        metrics_port=metrics_port(runtime),
+        metrics_path=metrics_path(runtime),
         custom_paths=CustomPaths(
             health=runtime.health_path,
             readiness=runtime.readiness_path,
@@ -162,11 +162,12 @@ class ProbeManager:
                 return
             try:
                 spec = self.state.spec(body)  # parsed once per generation, shared with the reconciler
-            except ValueError:
-                return
+                server = self.state.resolved(body).server
+            except (ValueError, RuntimeProblem):
+                return  # the reconcile reports why, and starts the loop again once it is fixed
             starting = False
             try:
-                starting = await self.cycle(loop, spec)
+                starting = await self.cycle(loop, spec, server)
             except Exception:  # a probe round must never kill the loop
                 log.exception("probe round of %s/%s failed", *loop.key)
             interval = next_round_in(spec.probing.interval_seconds, loop, starting)
@@ -178,12 +179,15 @@ class ProbeManager:
                 await asyncio.sleep(wait)
             loop.last_poke = time.monotonic()
 
-    async def cycle(self, loop: LoopState, spec: ModelDeploymentSpec) -> bool:
-        """One probe round; True while some replica is still starting (never yet healthy)."""
+    async def cycle(self, loop: LoopState, spec: ModelDeploymentSpec, server: ServerSpec | None = None) -> bool:
+        """One probe round; True while some replica is still starting (never yet healthy).
+
+        `server` is the resolved container; None: the spec's own image.
+        """
         started = time.perf_counter()
         namespace = loop.key[0]
         pods = self.state.pods.by_label(namespace, loop.child)
-        targets, unprobed = targets_from_pods(pods, probe_settings(spec))
+        targets, unprobed = targets_from_pods(pods, probe_settings(spec, server or explicit_server(spec)))
         queries = drift_queries(spec)
         probes = await self.prober.probe_replicas(
             targets,

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from modeldeploy import kubeapi, metrics
 from modeldeploy.api.conditions import READY
-from modeldeploy.api.v1alpha1 import ConfigDriftStatus, ModelDeploymentSpec
+from modeldeploy.api.v1alpha1 import ConfigDriftStatus, ModelDeploymentSpec, ServerSpec
 from modeldeploy.controller.cache import Key
 from modeldeploy.controller.children import CHILDREN, NameConflict, Report
 from modeldeploy.controller.events import EventRecorder
@@ -36,6 +36,7 @@ from modeldeploy.controller.state import ControllerState
 from modeldeploy.render import labels as lbl
 from modeldeploy.render.children import Owner, service_url
 from modeldeploy.render.names import child_name
+from modeldeploy.render.runtime import Resolved, RuntimeProblem
 from modeldeploy.status import compute as status_compute
 from modeldeploy.status.artifacts import fetch_failures, model_status
 from modeldeploy.status.conditions import find
@@ -214,6 +215,7 @@ class Reconciler:
             _Same(self.state.health.get(key)),
             _Same(self.state.data_drift.get(key)),
             probes_alive,
+            self.state.runtimes.epoch(),
         )
 
     def _forget(self, key: Key) -> None:
@@ -261,9 +263,10 @@ class Reconciler:
         key = (owner.namespace, owner.name)
         try:
             spec = self.state.spec(body)
+            server = self.state.resolved(body).server
             if self.probes is not None:
                 self.probes.ensure(key, spec)
-            if not await self._converge_children(owner, body, spec, outcome):
+            if not await self._converge_children(owner, body, spec, server, outcome):
                 return outcome
             self._failures.pop(key, None)
             self._holds.pop(key, None)
@@ -271,6 +274,8 @@ class Reconciler:
             outcome.problem = status_compute.Problem("InvalidSpec", _validation_message(error))
         except Stalled as stalled:
             outcome.problem = stalled.problem
+        except RuntimeProblem as problem:
+            outcome.problem = status_compute.Problem(problem.reason, problem.message)
         except NameConflict as conflict:
             outcome.problem = status_compute.Problem("ChildNameConflict", str(conflict))
         except InvalidLocation as invalid:  # the schema's pattern let it through; the parts do not hold
@@ -286,10 +291,12 @@ class Reconciler:
         await self._announce(outcome.body or body, outcome)
         return outcome
 
-    async def _converge_children(self, owner: Owner, body: Obj, spec: ModelDeploymentSpec, outcome: Outcome) -> bool:
+    async def _converge_children(
+        self, owner: Owner, body: Obj, spec: ModelDeploymentSpec, server: ServerSpec, outcome: Outcome
+    ) -> bool:
         """Apply the children that differ, delete the ones no longer declared; False: stop here."""
         key = (owner.namespace, owner.name)
-        plans = [child.plan(self.state, owner, spec) for child in CHILDREN]
+        plans = [child.plan(self.state, owner, spec, server) for child in CHILDREN]
         stale = [plan for plan in plans if plan.stale]
         if stale or not _converged_before(body):
             # only on the way to an apply: a GET per pull secret on every resync was N reads per period
@@ -405,6 +412,7 @@ class Reconciler:
         key = (metadata["namespace"], metadata["name"])
         spec_dict = body.get("spec", {})
         spec = self.state.spec_or_none(body)
+        resolved = self._resolved_or_none(body)
         owner = Owner(metadata["name"], metadata["namespace"], metadata["uid"])
         name = child_name(owner.name)
         record = self.state.config_drift.get(key) or _config_drift_from_status(body)
@@ -418,14 +426,22 @@ class Reconciler:
             problem=problem,
             deployment=self.state.deployments.get((owner.namespace, name)),
             selector=lbl.selector_string(lbl.selector_labels(name)),
-            url=service_url(owner, spec) if spec is not None else None,
+            url=service_url(owner, resolved.server) if resolved is not None else None,
             health=self._current_health(key, name),
             data_drift=self.state.data_drift.get(key),
             config_drift=record,
             fetch_failures=fetch_failures(pods),
-            model=model_status(spec.model.uri if spec is not None else None, pods),
+            model=model_status(
+                spec.model.uri if spec is not None else None, pods, resolved.runtime if resolved is not None else None
+            ),
             previous_status=body.get("status") or {},
         )
+
+    def _resolved_or_none(self, body: Obj) -> Resolved | None:
+        try:
+            return self.state.resolved(body)
+        except (ValidationError, RuntimeProblem):
+            return None
 
     def _current_health(self, key: Key, child: str) -> status_compute.HealthReport | None:
         """The last round's report, as it stands for the pods there are now."""

@@ -12,9 +12,11 @@ from pydantic import ValidationError
 
 from modeldeploy.api.v1alpha1 import ConfigDriftStatus, ModelDeploymentSpec
 from modeldeploy.controller.cache import Key, ObjectCache, slim_pod
+from modeldeploy.controller.runtimes import RuntimeCatalog
 from modeldeploy.drift.report import DataDriftReport
 from modeldeploy.render import labels as lbl
 from modeldeploy.render.model import Platform
+from modeldeploy.render.runtime import Resolved, RuntimeProblem, needs_runtimes, resolve
 from modeldeploy.status import compute as status_compute
 
 
@@ -28,12 +30,15 @@ class ControllerState:
     services: ObjectCache = field(default_factory=ObjectCache)
     hpas: ObjectCache = field(default_factory=ObjectCache)
     pods: ObjectCache = field(default_factory=lambda: ObjectCache(index_label=lbl.NAME_LABEL, transform=slim_pod))
+    runtimes: RuntimeCatalog = field(default_factory=RuntimeCatalog)
     health: dict[Key, status_compute.HealthReport] = field(default_factory=dict)
     data_drift: dict[Key, DataDriftReport] = field(default_factory=dict)
     config_drift: dict[Key, ConfigDriftStatus] = field(default_factory=dict)  # reverted hand edits, counted
     last_written_status: dict[Key, Any] = field(default_factory=dict)
     # Each ModelDeployment's spec as validated, with the (uid, generation) it was parsed for.
     specs: dict[Key, tuple[tuple[object, object], ModelDeploymentSpec | ValidationError]] = field(default_factory=dict)
+    # Each ModelDeployment's serving container, with the spec and the runtimes' epoch it was resolved for.
+    servers: dict[Key, tuple[tuple[object, int], Resolved | RuntimeProblem]] = field(default_factory=dict)
 
     def spec(self, body: dict[str, Any]) -> ModelDeploymentSpec:
         """The validated spec, parsed once per generation and shared by the reconciler and the probe loops.
@@ -56,6 +61,28 @@ class ControllerState:
             raise held[1]
         return held[1]
 
+    def resolved(self, body: dict[str, Any]) -> Resolved:
+        """The container serving this ModelDeployment: its own image, or from the runtimes there are.
+
+        Raises what `spec` raises, and RuntimeProblem when no runtime fits. Resolved again only
+        when the spec or some runtime changed; an image of its own never depends on runtimes.
+        """
+        spec = self.spec(body)
+        metadata = body["metadata"]
+        key = (metadata["namespace"], metadata["name"])
+        stamp = (self.specs[key][0], self.runtimes.epoch() if needs_runtimes(spec) else -1)
+        held = self.servers.get(key)
+        if held is None or held[0] != stamp:
+            try:
+                found: Resolved | RuntimeProblem = resolve(spec, self.runtimes.entries(key[0]))
+            except RuntimeProblem as problem:
+                found = problem
+            held = (stamp, found)
+            self.servers[key] = held
+        if isinstance(held[1], RuntimeProblem):
+            raise held[1]
+        return held[1]
+
     def spec_or_none(self, body: dict[str, Any]) -> ModelDeploymentSpec | None:
         try:
             return self.spec(body)
@@ -66,5 +93,12 @@ class ControllerState:
         return {"Deployment": self.deployments, "Service": self.services, "HorizontalPodAutoscaler": self.hpas}[kind]
 
     def forget(self, key: Key) -> None:
-        for table in (self.health, self.data_drift, self.config_drift, self.last_written_status, self.specs):
+        for table in (
+            self.health,
+            self.data_drift,
+            self.config_drift,
+            self.last_written_status,
+            self.specs,
+            self.servers,
+        ):
             table.pop(key, None)

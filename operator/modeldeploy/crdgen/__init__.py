@@ -1,12 +1,17 @@
-"""Generate the ModelDeployment CRD from the pydantic models in `modeldeploy.api`.
+"""Generate the CRDs from the pydantic models in `modeldeploy.api`.
 
-`python -m modeldeploy.crdgen` writes crds/modeldeploy.io_modeldeployments.yaml and the Helm
-chart's copy, charts/modeldeploy/templates/crd.yaml; the functions below let other tooling
-(tests) render the same documents without the files.
+`python -m modeldeploy.crdgen` writes crds/modeldeploy.io_<plural>.yaml for each kind and the Helm
+chart's copies (templates/crd.yaml for the ModelDeployment, crd-<plural>.yaml for the others);
+the functions below let other tooling (tests) render the same documents without the files.
 """
 
 from modeldeploy.crdgen.crd import (
     CHART_ANNOTATIONS,
+    CLUSTER_MODEL_RUNTIME_CRD,
+    MODEL_DEPLOYMENT_CRD,
+    MODEL_RUNTIME_CRD,
+    SOURCES,
+    CrdSource,
     render_chart_crd,
     render_chart_template,
     render_crd,
@@ -16,6 +21,11 @@ from modeldeploy.crdgen.schema import StructuralSchemaError, structural_schema
 
 __all__ = [
     "CHART_ANNOTATIONS",
+    "CLUSTER_MODEL_RUNTIME_CRD",
+    "MODEL_DEPLOYMENT_CRD",
+    "MODEL_RUNTIME_CRD",
+    "SOURCES",
+    "CrdSource",
     "StructuralSchemaError",
     "render_chart_crd",
     "render_chart_template",

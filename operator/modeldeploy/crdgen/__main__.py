@@ -1,7 +1,8 @@
-"""`python -m modeldeploy.crdgen [--output PATH|-] [--chart-template PATH|-] [--check]`, run from the repository root.
+"""`python -m modeldeploy.crdgen [--kind KIND] [--output PATH|-] [--chart-template PATH|-] [--check]`.
 
-With neither `--output` nor `--chart-template`, both default files are written (or checked):
-the CRD under crds/ and its copy in the Helm chart. Naming one of them handles only that one.
+Run from the repository root. With neither `--output` nor `--chart-template`, every kind's two
+files are written (or checked): its CRD under crds/ and its copy in the Helm chart. Naming one
+of them handles only that file, for `--kind` (ModelDeployment unless given).
 """
 
 from __future__ import annotations
@@ -12,15 +13,24 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from modeldeploy.crdgen.crd import render_chart_template, render_crd_yaml
+from modeldeploy.crdgen.crd import SOURCES, CrdSource, render_chart_template, render_crd_yaml
 
-DEFAULT_OUTPUT = Path("crds/modeldeploy.io_modeldeployments.yaml")
-DEFAULT_CHART_TEMPLATE = Path("charts/modeldeploy/templates/crd.yaml")
+CRD_DIR = Path("crds")
+CHART_TEMPLATES = Path("charts/modeldeploy/templates")
+DEFAULT_OUTPUT = CRD_DIR / SOURCES[0].file_name
+DEFAULT_CHART_TEMPLATE = CHART_TEMPLATES / SOURCES[0].chart_template_name
+_BY_KIND = {source.names.kind: source for source in SOURCES}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m modeldeploy.crdgen", description="Generate the ModelDeployment CRD from modeldeploy.api."
+        prog="python -m modeldeploy.crdgen", description="Generate the CRDs from modeldeploy.api."
+    )
+    parser.add_argument(
+        "--kind",
+        choices=sorted(_BY_KIND),
+        default=SOURCES[0].names.kind,
+        help="the kind --output and --chart-template are for",
     )
     parser.add_argument(
         "--output",
@@ -36,18 +46,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    targets: list[tuple[str, Callable[[], str]]] = []
+    targets: list[tuple[str, CrdSource, Callable[[CrdSource], str]]] = []
     if args.output is None and args.chart_template is None:
-        targets = [(str(DEFAULT_OUTPUT), render_crd_yaml), (str(DEFAULT_CHART_TEMPLATE), render_chart_template)]
+        for source in SOURCES:
+            targets.append((str(CRD_DIR / source.file_name), source, render_crd_yaml))
+            targets.append((str(CHART_TEMPLATES / source.chart_template_name), source, render_chart_template))
     else:
+        source = _BY_KIND[args.kind]
         if args.output is not None:
-            targets.append((args.output, render_crd_yaml))
+            targets.append((args.output, source, render_crd_yaml))
         if args.chart_template is not None:
-            targets.append((args.chart_template, render_chart_template))
+            targets.append((args.chart_template, source, render_chart_template))
 
     status = 0
-    for target, render in targets:
-        status |= _handle(target, render(), check=args.check)
+    for target, source, render in targets:
+        status |= _handle(target, render(source), check=args.check)
     return status
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
+from modeldeploy.api.v1alpha1 import ModelDeploymentSpec, ServerSpec
 from modeldeploy.render import labels as lbl
 from modeldeploy.render.compare import fingerprint
 from modeldeploy.render.model import ModelMount, Platform, model_mount
 from modeldeploy.render.names import child_name
 from modeldeploy.render.probes import container_probes
+from modeldeploy.render.runtime import explicit_server
 
 API_VERSION = "modeldeploy.io/v1alpha1"
 KIND = "ModelDeployment"
@@ -75,17 +76,16 @@ def _dump(value: Any) -> Any:
     return value
 
 
-def metrics_port(spec: ModelDeploymentSpec) -> int:
-    configured = spec.runtime.metrics.port if spec.runtime.metrics is not None else None
-    return configured or spec.runtime.port
+def metrics_port(server: ServerSpec) -> int:
+    return server.metrics.port or server.port
 
 
-def metrics_path(spec: ModelDeploymentSpec) -> str:
-    return spec.runtime.metrics.path if spec.runtime.metrics is not None else "/metrics"
+def metrics_path(server: ServerSpec) -> str:
+    return server.metrics.path
 
 
-def _container(spec: ModelDeploymentSpec, mount: ModelMount) -> Obj:
-    model, runtime = spec.model, spec.runtime
+def _container(spec: ModelDeploymentSpec, runtime: ServerSpec, mount: ModelMount) -> Obj:
+    model = spec.model
     env: list[Obj] = [
         {"name": "MODEL_NAME", "value": model.name},
         {"name": "MODEL_VERSION", "value": model.version},
@@ -99,8 +99,8 @@ def _container(spec: ModelDeploymentSpec, mount: ModelMount) -> Obj:
     reserved = {e["name"] for e in env}
     env += [e for e in _dump(runtime.env) or [] if e["name"] not in reserved]
     ports = [{"name": "http", "containerPort": runtime.port, "protocol": "TCP"}]
-    if metrics_port(spec) != runtime.port:
-        ports.append({"name": "metrics", "containerPort": metrics_port(spec), "protocol": "TCP"})
+    if metrics_port(runtime) != runtime.port:
+        ports.append({"name": "metrics", "containerPort": metrics_port(runtime), "protocol": "TCP"})
     return {
         "name": CONTAINER_NAME,
         "image": runtime.image,
@@ -110,7 +110,7 @@ def _container(spec: ModelDeploymentSpec, mount: ModelMount) -> Obj:
         "env": env,
         "volumeMounts": mount.mounts,
         "resources": _dump(runtime.resources),
-        **container_probes(spec),
+        **container_probes(spec.model.name, runtime),
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
@@ -126,8 +126,12 @@ def _with_hash(obj: Obj) -> Obj:
     return obj
 
 
-def render_deployment(owner: Owner, spec: ModelDeploymentSpec, platform: Platform | None = None) -> Obj:
+def render_deployment(
+    owner: Owner, spec: ModelDeploymentSpec, platform: Platform | None = None, server: ServerSpec | None = None
+) -> Obj:
+    """`server` is the resolved container (render.runtime.resolve); None: the spec's own image."""
     name = child_name(owner.name)
+    server = server or explicit_server(spec)
     mount = model_mount(spec, platform or Platform())
     labels = lbl.common_labels(name, spec.model.name, spec.model.version)
     pod_labels = {**(spec.pod_labels or {}), **labels}
@@ -136,7 +140,7 @@ def render_deployment(owner: Owner, spec: ModelDeploymentSpec, platform: Platfor
         strategy["rollingUpdate"] = {"maxSurge": spec.rollout.max_surge, "maxUnavailable": spec.rollout.max_unavailable}
     pod_spec: Obj = {
         "initContainers": mount.init_containers,
-        "containers": [_container(spec, mount)],
+        "containers": [_container(spec, server, mount)],
         "volumes": mount.volumes,
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "nodeSelector": dict(spec.node_selector or {}),
@@ -164,11 +168,12 @@ def render_deployment(owner: Owner, spec: ModelDeploymentSpec, platform: Platfor
     return _with_hash(_prune(deployment))
 
 
-def render_service(owner: Owner, spec: ModelDeploymentSpec) -> Obj:
+def render_service(owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec | None = None) -> Obj:
     name = child_name(owner.name)
-    ports = [{"name": "http", "port": spec.runtime.port, "targetPort": "http", "protocol": "TCP"}]
-    if metrics_port(spec) != spec.runtime.port:
-        ports.append({"name": "metrics", "port": metrics_port(spec), "targetPort": "metrics", "protocol": "TCP"})
+    server = server or explicit_server(spec)
+    ports = [{"name": "http", "port": server.port, "targetPort": "http", "protocol": "TCP"}]
+    if metrics_port(server) != server.port:
+        ports.append({"name": "metrics", "port": metrics_port(server), "targetPort": "metrics", "protocol": "TCP"})
     service = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -211,13 +216,13 @@ def render_hpa(owner: Owner, spec: ModelDeploymentSpec) -> Obj | None:
     return _with_hash(_prune(hpa))
 
 
-def render_children(owner: Owner, spec: ModelDeploymentSpec) -> DesiredChildren:
+def render_children(owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec | None = None) -> DesiredChildren:
     return DesiredChildren(
-        deployment=render_deployment(owner, spec),
-        service=render_service(owner, spec),
+        deployment=render_deployment(owner, spec, server=server),
+        service=render_service(owner, spec, server),
         hpa=render_hpa(owner, spec),
     )
 
 
-def service_url(owner: Owner, spec: ModelDeploymentSpec) -> str:
-    return f"http://{child_name(owner.name)}.{owner.namespace}.svc:{spec.runtime.port}"
+def service_url(owner: Owner, server: ServerSpec) -> str:
+    return f"http://{child_name(owner.name)}.{owner.namespace}.svc:{server.port}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
+from modeldeploy.api.v1alpha1 import ServerSpec
 
 Obj = dict[str, Any]
 
@@ -19,10 +19,9 @@ def _http(path: str, period: int, failures: int) -> Obj:
     return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "failureThreshold": failures}
 
 
-def protocol_paths(spec: ModelDeploymentSpec) -> tuple[str | None, str]:
-    """(liveness path or None for a TCP check, readiness path) for the spec's protocol."""
-    name = quote(spec.model.name, safe="")
-    runtime = spec.runtime
+def protocol_paths(model_name: str, runtime: ServerSpec) -> tuple[str | None, str]:
+    """(liveness path or None for a TCP check, readiness path) for the server's protocol."""
+    name = quote(model_name, safe="")
     standard: dict[str, tuple[str | None, str]] = {
         "v2": ("/v2/health/live", f"/v2/models/{name}/ready"),
         "v1": (None, f"/v1/models/{name}"),
@@ -35,8 +34,8 @@ def protocol_paths(spec: ModelDeploymentSpec) -> tuple[str | None, str]:
     return live, ready
 
 
-def container_probes(spec: ModelDeploymentSpec) -> Obj:
-    live_path, ready_path = protocol_paths(spec)
+def container_probes(model_name: str, runtime: ServerSpec) -> Obj:
+    live_path, ready_path = protocol_paths(model_name, runtime)
     liveness: Obj = (
         _http(live_path, 10, 3)
         if live_path is not None

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from modeldeploy.api.v1alpha1 import ModelStatus
+from modeldeploy.api.v1alpha1 import ModelStatus, RuntimeReference
 from modeldeploy.storage.location import FETCH_CONTAINER
 
 MAX_REASON = 4096  # what the kubelet keeps of a termination message
@@ -68,24 +68,32 @@ def fetch_report(pod: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def model_status(uri: str | None, pods: Iterable[Mapping[str, Any]]) -> ModelStatus | None:
-    """status.model: the URI the pods fetched, and its checksum when every fetching pod computed the same."""
-    if uri is None:
-        return None
-    staying = [pod for pod in pods if not (pod.get("metadata") or {}).get("deletionTimestamp")]
-    reports = [r for pod in staying if (r := fetch_report(pod)) is not None and r.get("uri") == uri]
+def model_status(
+    uri: str | None, pods: Iterable[Mapping[str, Any]], runtime: RuntimeReference | None = None
+) -> ModelStatus | None:
+    """status.model: the runtime serving the model, the URI the pods fetched, and its checksum
+    when every fetching pod computed the same."""
+    reports = _fetch_reports(uri, pods)
     if not reports:
-        return None
+        return None if runtime is None else ModelStatus(runtime=runtime)
     digests = {r.get("sha256") for r in reports}
     digest = digests.pop() if len(digests) == 1 else None
     counts = {r.get("files") for r in reports}
     files = counts.pop() if len(counts) == 1 else None
     return ModelStatus(
+        runtime=runtime,
         uri=uri,
         sha256=digest if isinstance(digest, str) else None,  # pods that disagree: the object changed meanwhile
         files=files if isinstance(files, int) else None,
         fetched_replicas=len(reports),
     )
+
+
+def _fetch_reports(uri: str | None, pods: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    if uri is None:
+        return []
+    staying = [pod for pod in pods if not (pod.get("metadata") or {}).get("deletionTimestamp")]
+    return [r for pod in staying if (r := fetch_report(pod)) is not None and r.get("uri") == uri]
 
 
 def slim_fetch_status(status: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -2,8 +2,17 @@
 
 from modeldeploy.api.v1alpha1.drift import DriftMethod, DriftMetric, DriftSpec, HistogramBaseline
 from modeldeploy.api.v1alpha1.placement import LocalObjectReference, Toleration
-from modeldeploy.api.v1alpha1.resource import API_VERSION, VERSION, ModelDeployment
-from modeldeploy.api.v1alpha1.runtime import EnvVar, MetricsEndpoint, Protocol, ResourceRequirements, RuntimeSpec
+from modeldeploy.api.v1alpha1.resource import API_VERSION, VERSION, ClusterModelRuntime, ModelDeployment, ModelRuntime
+from modeldeploy.api.v1alpha1.runtime import (
+    EnvVar,
+    MetricsEndpoint,
+    ModelRuntimeSpec,
+    Protocol,
+    ResourceRequirements,
+    RuntimeSpec,
+    ServerSpec,
+    SupportedFormat,
+)
 from modeldeploy.api.v1alpha1.scaling import AutoscalingSpec, RolloutSpec
 from modeldeploy.api.v1alpha1.spec import ModelDeploymentSpec, ModelSpec, ProbingSpec
 from modeldeploy.api.v1alpha1.status import (
@@ -15,6 +24,7 @@ from modeldeploy.api.v1alpha1.status import (
     ModelDeploymentStatus,
     ModelStatus,
     ReplicaHealth,
+    RuntimeReference,
     VersionDriftStatus,
     VersionMismatch,
 )
@@ -23,6 +33,7 @@ __all__ = [
     "API_VERSION",
     "VERSION",
     "AutoscalingSpec",
+    "ClusterModelRuntime",
     "ConfigDriftStatus",
     "DataDriftStatus",
     "DriftMethod",
@@ -38,6 +49,8 @@ __all__ = [
     "ModelDeployment",
     "ModelDeploymentSpec",
     "ModelDeploymentStatus",
+    "ModelRuntime",
+    "ModelRuntimeSpec",
     "ModelSpec",
     "ModelStatus",
     "ProbingSpec",
@@ -45,7 +58,10 @@ __all__ = [
     "ReplicaHealth",
     "ResourceRequirements",
     "RolloutSpec",
+    "RuntimeReference",
     "RuntimeSpec",
+    "ServerSpec",
+    "SupportedFormat",
     "Toleration",
     "VersionDriftStatus",
     "VersionMismatch",

@@ -1,4 +1,4 @@
-"""The ModelDeployment object as a whole, and the version it is served under."""
+"""The objects of the API as a whole (ModelDeployment, ModelRuntime, ClusterModelRuntime) and their version."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validat
 from modeldeploy.api.base import cel, no_schema_default
 from modeldeploy.api.names import GROUP
 from modeldeploy.api.rules import METADATA_NAME_FORMAT, METADATA_NAME_LENGTH, metadata_name_problem
+from modeldeploy.api.v1alpha1.runtime import ModelRuntimeSpec
 from modeldeploy.api.v1alpha1.spec import ModelDeploymentSpec
 from modeldeploy.api.v1alpha1.status import ModelDeploymentStatus
 
@@ -54,3 +55,55 @@ class ModelDeployment(BaseModel):
         if isinstance(name, str) and (problem := metadata_name_problem(name)) is not None:
             raise ValueError(problem)
         return self
+
+
+_RUNTIME_SPEC_DESCRIPTION = (
+    "The serving container, the model formats it serves, and how the operator probes it. "
+    "Editing it rolls out every ModelDeployment served by it."
+)
+
+
+class ModelRuntime(BaseModel):
+    """ModelRuntime is a model server, in one namespace, for the ModelDeployments there.
+
+    A ModelDeployment names it in spec.runtime.name, or is given it by spec.model.format;
+    a ModelRuntime wins over a ClusterModelRuntime of the same name or the same format.
+    """
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    api_version: Annotated[Literal["modeldeploy.io/v1alpha1"], WithJsonSchema({"type": "string"})] = Field(
+        default="modeldeploy.io/v1alpha1",
+        alias="apiVersion",
+        description="Versioned schema of this representation: modeldeploy.io/v1alpha1.",
+        json_schema_extra=no_schema_default,
+    )
+    kind: Annotated[Literal["ModelRuntime"], WithJsonSchema({"type": "string"})] = Field(
+        default="ModelRuntime", description="Kind of this object: ModelRuntime.", json_schema_extra=no_schema_default
+    )
+    metadata: Annotated[dict[str, Any], WithJsonSchema({"type": "object"})] = Field(default_factory=dict)
+    spec: ModelRuntimeSpec = Field(description=_RUNTIME_SPEC_DESCRIPTION)
+
+
+class ClusterModelRuntime(BaseModel):
+    """ClusterModelRuntime is a model server for the ModelDeployments of every namespace.
+
+    The chart installs some (MLServer for sklearn, xgboost, lightgbm and mlflow; the reference
+    server; Triton; vLLM). A ModelRuntime of the same name in a namespace wins there.
+    """
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    api_version: Annotated[Literal["modeldeploy.io/v1alpha1"], WithJsonSchema({"type": "string"})] = Field(
+        default="modeldeploy.io/v1alpha1",
+        alias="apiVersion",
+        description="Versioned schema of this representation: modeldeploy.io/v1alpha1.",
+        json_schema_extra=no_schema_default,
+    )
+    kind: Annotated[Literal["ClusterModelRuntime"], WithJsonSchema({"type": "string"})] = Field(
+        default="ClusterModelRuntime",
+        description="Kind of this object: ClusterModelRuntime.",
+        json_schema_extra=no_schema_default,
+    )
+    metadata: Annotated[dict[str, Any], WithJsonSchema({"type": "object"})] = Field(default_factory=dict)
+    spec: ModelRuntimeSpec = Field(description=_RUNTIME_SPEC_DESCRIPTION)

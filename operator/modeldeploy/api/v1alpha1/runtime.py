@@ -1,19 +1,27 @@
-"""The `spec.runtime` section: the container that serves the model and how to talk to it."""
+"""The serving container: what a ModelRuntime declares and what `spec.runtime` names or overrides.
+
+Three shapes share the container's fields: `ServerSpec` (a complete container, image required),
+`ModelRuntimeSpec` (a ServerSpec plus the model formats it serves, the body of ModelRuntime and
+ClusterModelRuntime) and `RuntimeSpec` (a ModelDeployment's `spec.runtime`: a runtime by name,
+a container of its own by image, or nothing, so that `model.format` selects one).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
 from pydantic import ConfigDict, Field, StrictStr, model_validator
+from pydantic.config import JsonDict
 
 from modeldeploy.api.base import (
+    VALIDATIONS_KEY,
     CelRule,
     Checked,
     EmbeddedObject,
     Quantity,
     SpecModel,
     cel,
-    default_empty_object,
+    no_schema_default,
     quantity_value,
 )
 from modeldeploy.api.rules import (
@@ -24,6 +32,7 @@ from modeldeploy.api.rules import (
     EnvName,
     HttpPath,
     ImageReference,
+    ObjectName,
     cel_matches,
     is_label_key,
 )
@@ -178,21 +187,21 @@ class MetricsEndpoint(SpecModel):
     )
 
 
-class RuntimeSpec(SpecModel):
-    """The serving container; the paths exist so runtimes outside the known protocols can be probed."""
+class _ServerFields(SpecModel):
+    """The container's fields other than the image, shared by every shape."""
 
-    model_config = ConfigDict(json_schema_extra=cel(CUSTOM_PROTOCOL_NEEDS_PATHS))
-
-    image: ImageReference = Field(
-        description="Container image of the model server, e.g. ghcr.io/org/server:1.0 or ...@sha256:<digest>."
-    )
     command: list[_Argument] | None = Field(
         default=None,
         max_length=32,
-        description="Entrypoint, replacing the image's ENTRYPOINT (and its CMD unless args is set).",
+        description=(
+            "Entrypoint, replacing the image's ENTRYPOINT (and its CMD unless args is set). $(MODEL_DIR), "
+            "$(MODEL_NAME) and $(MODEL_VERSION) are expanded by the kubelet."
+        ),
     )
     args: list[_Argument] | None = Field(
-        default=None, max_length=128, description="Arguments to the entrypoint, replacing the image's CMD."
+        default=None,
+        max_length=128,
+        description="Arguments to the entrypoint, replacing the image's CMD; $(VAR) references are expanded.",
     )
     env: list[EnvVar] | None = Field(
         default=None,
@@ -215,7 +224,7 @@ class RuntimeSpec(SpecModel):
     metrics: MetricsEndpoint = Field(
         default_factory=MetricsEndpoint,
         description="Prometheus endpoint of the model server.",
-        json_schema_extra=default_empty_object(),
+        json_schema_extra=no_schema_default,
     )
     health_path: HttpPath | None = Field(
         default=None,
@@ -246,8 +255,121 @@ class RuntimeSpec(SpecModel):
         ),
     )
 
-    @model_validator(mode="after")
-    def _custom_protocol_needs_paths(self) -> Self:
+    def _check_custom_protocol(self) -> None:
         if self.protocol == "custom" and (self.health_path is None or self.readiness_path is None):
             raise ValueError(CUSTOM_PROTOCOL_NEEDS_PATHS.message)
+
+
+class ServerSpec(_ServerFields):
+    """A complete serving container: what a runtime declares, and what a ModelDeployment is served by."""
+
+    model_config = ConfigDict(json_schema_extra=cel(CUSTOM_PROTOCOL_NEEDS_PATHS))
+
+    image: ImageReference = Field(
+        description="Container image of the model server, e.g. ghcr.io/org/server:1.0 or ...@sha256:<digest>."
+    )
+
+    @model_validator(mode="after")
+    def _custom_protocol_needs_paths(self) -> Self:
+        self._check_custom_protocol()
         return self
+
+
+FORMAT_NAME_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+MAX_FORMATS = 32
+MAX_PRIORITY = 1000
+
+
+class SupportedFormat(SpecModel):
+    """A model format a runtime serves; how ModelDeployments without a runtime name find it."""
+
+    name: str = Field(
+        max_length=63,
+        pattern=FORMAT_NAME_PATTERN,
+        description="Format name as spec.model.format gives it, compared without regard to case, e.g. sklearn.",
+    )
+    auto_select: bool = Field(
+        default=True,
+        description=(
+            "Whether a ModelDeployment that names no runtime may be given this one for the format; false: only by name."
+        ),
+    )
+    priority: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_PRIORITY,
+        description=(
+            f"Preference among runtimes serving the format (1-{MAX_PRIORITY}, higher wins; absent counts as 0). "
+            "A ModelRuntime in the ModelDeployment's namespace wins over any ClusterModelRuntime; "
+            "ties go to the name first in alphabetical order."
+        ),
+    )
+
+
+class ModelRuntimeSpec(ServerSpec):
+    """A serving runtime: a container that knows how to serve some model formats."""
+
+    supported_formats: list[SupportedFormat] | None = Field(
+        default=None,
+        max_length=MAX_FORMATS,
+        description="Model formats this runtime serves. A runtime without formats is used only by name.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    disabled: bool = Field(
+        default=False,
+        description="Take the runtime out of use: no new selection, and ModelDeployments naming it are Stalled.",
+    )
+
+
+# A named or selected runtime takes the fields written in spec.runtime as overrides, so those
+# fields must reach the operator only when a person wrote them: no schema defaults below.
+RUNTIME_NAME_OR_IMAGE = CelRule(
+    rule=(
+        "!has(self.image) || has(self.name) || !has(self.protocol) || self.protocol != 'custom' "
+        "|| (has(self.healthPath) && has(self.readinessPath))"
+    ),
+    message=CUSTOM_PROTOCOL_NEEDS_PATHS.message,
+)
+
+
+def _no_defaults(schema: JsonDict) -> None:
+    properties = schema.get("properties")
+    for field_schema in properties.values() if isinstance(properties, dict) else ():
+        if isinstance(field_schema, dict):
+            field_schema.pop("default", None)
+    schema[VALIDATIONS_KEY] = [RUNTIME_NAME_OR_IMAGE.as_schema()]
+
+
+class RuntimeSpec(_ServerFields):
+    """A ModelDeployment's `spec.runtime`: a runtime by name, a container by image, or neither (by format).
+
+    Every field written next to a name (or with neither) overrides the runtime's: `env` entry by
+    entry, the others whole. Without a name, an image means this container alone, today's form.
+    """
+
+    model_config = ConfigDict(json_schema_extra=_no_defaults)
+
+    name: ObjectName | None = Field(
+        default=None,
+        description=(
+            "A ModelRuntime in this namespace, or else a ClusterModelRuntime, of this name. "
+            "Absent: the image given here, or else the runtime selected by spec.model.format."
+        ),
+    )
+    image: ImageReference | None = Field(
+        default=None,
+        description=(
+            "Container image of the model server, e.g. ghcr.io/org/server:1.0. Without a name, this container "
+            "is the model server and no runtime is looked up; with a name, it replaces the runtime's image."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _custom_protocol_needs_paths(self) -> Self:
+        if self.image is not None and self.name is None:
+            self._check_custom_protocol()
+        return self
+
+    def overrides(self) -> set[str]:
+        """The fields a person wrote, which win over a runtime's (`name` is the reference, not one)."""
+        return set(self.model_fields_set) - {"name"}

@@ -6,7 +6,7 @@ from typing import Annotated, Self
 
 from pydantic import ConfigDict, Field, StrictStr, model_validator
 
-from modeldeploy.api.base import MAX_REPLICAS, CelRule, SpecModel, cel, default_empty_object
+from modeldeploy.api.base import MAX_REPLICAS, CelRule, SpecModel, cel, default_empty_object, no_schema_default
 from modeldeploy.api.names import RESERVED_LABEL_PREFIXES
 from modeldeploy.api.rules import (
     ANNOTATION_KEYS,
@@ -124,7 +124,10 @@ class ModelSpec(SpecModel):
     format: str | None = Field(
         default=None,
         max_length=63,
-        description="Serialization format, free text for the runtime, e.g. sklearn, onnx, pytorch. Optional.",
+        description=(
+            "Serialization format, e.g. sklearn, xgboost, onnx, huggingface. Without spec.runtime.name or "
+            "spec.runtime.image, the runtime is the one that lists this format (MODEL_FORMAT in the container)."
+        ),
     )
 
     @model_validator(mode="after")
@@ -172,7 +175,15 @@ class ModelDeploymentSpec(SpecModel):
     """Desired state of a ModelDeployment, as the user writes it."""
 
     model: ModelSpec = Field(description="The model to serve.")
-    runtime: RuntimeSpec = Field(description="The model server container.")
+    runtime: RuntimeSpec = Field(
+        default_factory=RuntimeSpec,
+        description=(
+            "The model server: a ModelRuntime or ClusterModelRuntime by name, a container of your own by image, "
+            "or, when neither is given, the runtime that serves spec.model.format. Fields set here next to a name "
+            "(or without one) override the runtime's."
+        ),
+        json_schema_extra=no_schema_default,
+    )
     replicas: int = Field(
         default=1,
         ge=0,

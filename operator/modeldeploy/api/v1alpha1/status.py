@@ -106,8 +106,22 @@ class VersionDriftStatus(StatusModel):
     )
 
 
+class RuntimeReference(StatusModel):
+    """The runtime a ModelDeployment is served by, as resolved for its current generation."""
+
+    kind: str = Field(description="ModelRuntime or ClusterModelRuntime.")
+    name: str = Field(description="Name of the runtime.")
+
+
 class ModelStatus(StatusModel):
-    """The artifact the pods were given, as their fetchers reported it."""
+    """The runtime serving the model, and the artifact the pods were given as their fetchers reported it."""
+
+    runtime: RuntimeReference | None = Field(
+        default=None,
+        description=(
+            "The ModelRuntime or ClusterModelRuntime serving the model; absent for a spec.runtime.image of its own."
+        ),
+    )
 
     uri: str | None = Field(default=None, description="spec.model.uri the pods fetched.")
     sha256: str | None = Field(
@@ -144,6 +158,8 @@ class ModelDeploymentStatus(StatusModel):
         default=None, description="Label selector of the pods, in string form, for the scale subresource."
     )
     url: str | None = Field(default=None, description="In-cluster base URL of the model server Service.")
-    model: ModelStatus | None = Field(default=None, description="The model artifact the pods fetched.")
+    model: ModelStatus | None = Field(
+        default=None, description="The runtime serving the model and the artifact fetched."
+    )
     health: HealthStatus | None = Field(default=None, description="Results of the operator's probes.")
     drift: DriftStatus | None = Field(default=None, description="Configuration, data and version drift.")
