@@ -114,6 +114,10 @@ def crd_copy(
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(chart, target)
+    # the copy carries the ModelDeployment CRD alone: the runtime CRDs (and the runtimes) it would
+    # share with the sandbox's, which no release may take over
+    for shared in ("crd-modelruntimes.yaml", "crd-clustermodelruntimes.yaml", "runtimes.yaml"):
+        (target / "templates" / shared).unlink()
     template = target / "templates" / "crd.yaml"
     head, body, tail = split_crd_template(template.read_text())
     crd: Doc = yaml.safe_load(body)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from modeldeploy_dev.sandbox.cluster import Sandbox, kubectl_binary
@@ -82,6 +83,7 @@ def admin_kubectl(sandbox: Sandbox) -> Kubectl:
 # ---- the operator, running for real against the sandbox -----------------------------------------
 
 CRD_FILE = ROOT / "crds" / "modeldeploy.io_modeldeployments.yaml"
+CRD_FILES = sorted((ROOT / "crds").glob("*.yaml"))
 RESYNC_SECONDS = 5.0
 
 
@@ -105,8 +107,11 @@ def wait_for(check: Callable[[], object], *, timeout: float, interval: float = 0
 
 @pytest.fixture(scope="session")
 def crd(admin_kubectl: Kubectl) -> Path:
-    admin_kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
-    admin_kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modeldeploy.io", "--timeout=30s")
+    """Every CRD of the API (ModelDeployment, ModelRuntime, ClusterModelRuntime); returns the ModelDeployment's."""
+    for path in CRD_FILES:
+        admin_kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+    names = [f"crd/{yaml.safe_load(path.read_text())['metadata']['name']}" for path in CRD_FILES]
+    admin_kubectl("wait", "--for=condition=Established", *names, "--timeout=30s")
     _wait_until_the_garbage_collector_knows_model_deployments(admin_kubectl)
     return CRD_FILE
 

@@ -107,6 +107,8 @@ async def test_no_runtime_is_stalled_with_the_candidates_and_a_new_runtime_recov
     await world.reconcile()
     assert image_of(await world.child(kubeapi.DEPLOYMENT)) == "registry.invalid/mlserver:1"
     assert (await world.condition("Stalled"))["status"] == "False"
+    # the children's first apply, not a correction of a hand edit (the generation had been observed, Stalled)
+    assert ("Warning", "ConfigDriftCorrected") not in world.events()
 
 
 async def test_a_deleted_runtime_is_still_used_for_the_grace_then_the_model_is_stalled(world: RuntimeWorld) -> None:

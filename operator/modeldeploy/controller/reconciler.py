@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from modeldeploy import kubeapi, metrics
-from modeldeploy.api.conditions import READY
+from modeldeploy.api.conditions import READY, STALLED
 from modeldeploy.api.v1alpha1 import ConfigDriftStatus, ModelDeploymentSpec, ServerSpec
 from modeldeploy.controller.cache import Key
 from modeldeploy.controller.children import CHILDREN, NameConflict, Report
@@ -305,7 +305,7 @@ class Reconciler:
             return False
         if stale:
             self._spend(key, len(stale))
-        if stale and _converged_before(body):
+        if stale and _applied_before(body):
             # Children of a converged owner changed or vanished: a hand edit, or the garbage
             # collector acting for an owner deleted while the watch was down. Only the
             # apiserver can tell which; a new or changed owner needs no such check.
@@ -314,7 +314,7 @@ class Reconciler:
                 outcome.owner_gone = True
                 return False
             outcome.body = body = fresh
-        converged = _converged_before(body)
+        converged = _applied_before(body)
         # Children are independent: applied side by side, every outcome kept, the first error raised.
         results = await asyncio.gather(
             *(p.child.converge(self.api, self.state, p, owner, converged_before=converged) for p in stale),
@@ -498,7 +498,7 @@ def _log_writes(key: Key, body: Obj, outcome: Outcome, status: dict[str, Any] | 
         parts.append("restored " + ", ".join(outcome.corrected))
     elif outcome.applied:
         generation = body["metadata"].get("generation")
-        why = "drifted" if _converged_before(body) else f"new generation {generation}"
+        why = "drifted" if _applied_before(body) else f"new generation {generation}"
         parts.append(f"applied {', '.join(outcome.applied)} ({why})")
     if outcome.deleted:
         parts.append("deleted " + ", ".join(outcome.deleted))
@@ -517,6 +517,17 @@ def _ignored_replicas(spec: ModelDeploymentSpec | None) -> int | None:
     if spec is None or spec.autoscaling is None or spec.replicas == 1:
         return None
     return spec.replicas
+
+
+def _applied_before(body: Obj) -> bool:
+    """Whether this generation's children were applied: a child missing or different now is a hand edit.
+
+    Not when the generation is Stalled: it may have stopped before any child existed (a runtime
+    or a pull secret not there yet), and its children appearing once that is fixed, without a
+    new generation, are the first apply, not a correction.
+    """
+    stalled = find(((body.get("status") or {}).get("conditions")), STALLED) or {}
+    return _converged_before(body) and stalled.get("status") != "True"
 
 
 def _converged_before(body: Obj) -> bool:
