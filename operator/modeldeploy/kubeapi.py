@@ -227,6 +227,11 @@ class KubeClient:
             raise _api_error(response, response.text)
         return response
 
+    async def server_version(self) -> Obj:
+        """The apiserver's /version document (readable by every client, no RBAC needed)."""
+        response = await self._request("GET", "/version")
+        return response.json()  # type: ignore[no-any-return]
+
     async def get(self, kind: Kind, namespace: str | None, name: str) -> Obj | None:
         try:
             response = await self._request("GET", kind.path(namespace, name))

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import kopf
 from prometheus_client import start_http_server
 
@@ -18,6 +19,7 @@ from modeldeploy import handlers, kubeapi, metrics
 from modeldeploy.controller.leader import LeaderElector, LeaseSettings
 from modeldeploy.controller.manager import Controller
 from modeldeploy.health import serve_liveness
+from modeldeploy.render.model import image_volumes_by_default
 from modeldeploy.settings import OperatorSettings
 
 log = logging.getLogger("modeldeploy")
@@ -95,7 +97,7 @@ async def serve(settings: OperatorSettings, *, stop_flag: asyncio.Event | None =
     configuration = kubeapi.load_configuration(settings.kubeconfig, settings.context)
     # each reconcile applies its children side by side: room for all of them, an Event and the Lease
     api = kubeapi.KubeClient(configuration, max_requests=max(20, 4 * settings.workers))
-    controller = Controller(api, settings)
+    controller = Controller(api, settings, image_volumes=await _image_volumes(api, settings))
     stop = stop_flag or asyncio.Event()
     background: list[asyncio.Task[None]] = []
     elector, campaign = _leadership(api, settings, controller, stop, background)
@@ -124,6 +126,24 @@ async def serve(settings: OperatorSettings, *, stop_flag: asyncio.Event | None =
     for task in background:
         task.cancel()
     return elector is None or not elector.lost.is_set()
+
+
+async def _image_volumes(api: kubeapi.KubeClient, settings: OperatorSettings) -> bool:
+    """Whether oci:// models get image volumes: the setting, or with `auto` the apiserver's version."""
+    if settings.image_volumes != "auto":
+        return settings.image_volumes == "on"
+    try:
+        version = await api.server_version()
+    except (kubeapi.ApiError, httpx.HTTPError, ValueError) as error:
+        log.warning("could not read the apiserver's version (%s); oci:// models are copied, not mounted", error)
+        return False
+    found = image_volumes_by_default(version)
+    log.info(
+        "apiserver %s: oci:// models %s",
+        version.get("gitVersion", "?"),
+        "mounted as image volumes" if found else "copied by an init container",
+    )
+    return found
 
 
 def run(settings: OperatorSettings) -> int:

@@ -46,6 +46,13 @@ class OperatorSettings(BaseSettings):
             "served namespaces."
         ),
     )
+    image_volumes: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description=(
+            "How oci:// models reach the pod: on, an image volume; off, copied out of the image by an init "
+            "container; auto, image volumes when the apiserver is Kubernetes 1.35 or later."
+        ),
+    )
     fetcher_image: str = Field(
         default=DEFAULT_FETCHER_IMAGE,
         min_length=1,

@@ -148,3 +148,25 @@ def test_a_failing_fetch_shows_on_the_model_with_the_fetchers_reason(
     status = get_json(kubectl, "md", "iris")["status"]
     # what the fetcher reported on the init container's status (its termination message)
     assert status["model"] == {"uri": model["uri"], "sha256": DIGEST, "files": 1, "fetchedReplicas": 1}  # type: ignore[index]
+
+
+MODELCAR = "registry.example/team/iris-modelcar:2.0.0"
+
+
+def _pod_spec(kubectl: Kubectl) -> dict[str, object]:
+    return get_json(kubectl, "deployment", "iris")["spec"]["template"]["spec"]  # type: ignore[index, no-any-return]
+
+
+def test_a_modelcar_is_an_image_volume_on_a_cluster_that_has_them(
+    kubectl: Kubectl, fetching_operator: OperatorProcess
+) -> None:
+    """The sandbox's apiserver is 1.37: `auto` reads /version and mounts; the apiserver accepts the volume."""
+    model = {"name": "iris", "version": "2.0.0", "uri": f"oci://{MODELCAR}"}
+    kubectl("apply", "-f", "-", input=json.dumps(model_deployment(model=model)))
+    wait_for(lambda: _ready(kubectl), timeout=90, what="Ready")
+    pod = _pod_spec(kubectl)
+    assert pod["volumes"] == [{"name": "model", "image": {"reference": MODELCAR, "pullPolicy": "IfNotPresent"}}]
+    assert "initContainers" not in pod
+    [container] = pod["containers"]  # type: ignore[misc]
+    assert {"name": "MODEL_DIR", "value": "/mnt/models/models"} in container["env"]
+    assert "oci:// models mounted as image volumes" in fetching_operator.log_path.read_text()

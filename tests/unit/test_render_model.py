@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
 from modeldeploy.render.children import Owner, render_deployment
-from modeldeploy.render.model import FETCH_CONTAINER, Platform, model_mount
+from modeldeploy.render.model import FETCH_CONTAINER, Platform, image_volumes_by_default, model_mount
 
 OWNER = Owner("iris", "team", "uid-1")
 PLATFORM = Platform(fetcher_image="registry.example/modeldeploy:9.9.9")
@@ -96,9 +96,58 @@ def test_the_deployment_carries_the_pieces_and_the_runtime_its_model_dir() -> No
         ({"sha256": "ab" * 32}, "model.sha256 checks a fetched artifact"),
         ({"uri": "pvc://models/iris", "sha256": "ab" * 32}, "model.sha256 checks a fetched artifact"),
         ({"uri": "/models/iris", "credentials": {"name": "c"}}, "model.credentials are for the fetcher"),
+        ({"uri": "oci://ghcr.io/org/iris:1", "sha256": "ab" * 32}, "model.sha256 checks a fetched artifact"),
+        ({"uri": "oci://ghcr.io/org/iris:1", "credentials": {"name": "c"}}, "model.credentials are for the fetcher"),
         ({"uri": "s3://models/iris", "sha256": "xyz"}, "String should match pattern"),
     ],
 )
 def test_fetch_settings_that_cannot_work_are_refused(model: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         spec(**model)
+
+
+MODELCAR = "oci://registry.example/team/iris-modelcar:2.0.0"
+
+
+def test_a_modelcar_is_an_image_volume_the_runtime_reads_only() -> None:
+    mount = model_mount(spec(uri=MODELCAR), PLATFORM)
+    assert mount.volumes == [
+        {
+            "name": "model",
+            "image": {"reference": "registry.example/team/iris-modelcar:2.0.0", "pullPolicy": "IfNotPresent"},
+        }
+    ]
+    assert mount.init_containers == []
+    assert mount.mounts == [{"name": "model", "mountPath": "/mnt/models", "readOnly": True}]
+    assert mount.model_dir == "/mnt/models/models"  # the image's /models
+
+
+def test_without_image_volumes_a_modelcar_is_copied_out_by_its_own_image_as_nobody() -> None:
+    platform = Platform(fetcher_image="registry.example/modeldeploy:9.9.9", image_volumes=False)
+    mount = model_mount(spec(uri=MODELCAR), platform)
+    assert mount.volumes == [{"name": "model", "emptyDir": {}}]
+    [copier] = mount.init_containers
+    assert copier["name"] == "copy-model"
+    assert copier["image"] == "registry.example/team/iris-modelcar:2.0.0"
+    assert copier["command"] == ["cp", "-R", "/models", "/mnt/models/"]
+    assert copier["securityContext"]["runAsUser"] == 65534
+    assert copier["securityContext"]["runAsNonRoot"] is True
+    assert mount.mounts == [{"name": "model", "mountPath": "/mnt/models", "readOnly": True}]
+    assert mount.model_dir == "/mnt/models/models", "the runtime sees the same folder either way"
+
+
+@pytest.mark.parametrize(
+    ("version", "on"),
+    [
+        ({"major": "1", "minor": "35"}, True),
+        ({"major": "1", "minor": "37"}, True),
+        ({"major": "1", "minor": "35+"}, True),
+        ({"major": "1", "minor": "34"}, False),
+        ({"major": "1", "minor": "34+"}, False),
+        ({"major": "2", "minor": "0"}, True),
+        ({"major": "", "minor": ""}, False),
+        ({}, False),
+    ],
+)
+def test_image_volumes_are_used_from_kubernetes_1_35(version: dict[str, object], on: bool) -> None:
+    assert image_volumes_by_default(version) is on

@@ -25,6 +25,20 @@ from modeldeploy.storage.location import InvalidLocation, Location, parse
         ),
         ("pvc://models-claim", Location("pvc", "pvc://models-claim", "models-claim", "")),
         ("/models/iris", Location("image", "/models/iris")),
+        (
+            "oci://registry.example:5000/team/iris-modelcar:2.0.0",
+            Location(
+                "oci",
+                "oci://registry.example:5000/team/iris-modelcar:2.0.0",
+                reference="registry.example:5000/team/iris-modelcar:2.0.0",
+            ),
+        ),
+        (
+            "oci://ghcr.io/org/iris@sha256:" + "a" * 64,
+            Location(
+                "oci", "oci://ghcr.io/org/iris@sha256:" + "a" * 64, reference="ghcr.io/org/iris@sha256:" + "a" * 64
+            ),
+        ),
     ],
 )
 def test_where_a_uri_points(uri: str, location: Location) -> None:
@@ -43,6 +57,8 @@ def test_where_a_uri_points(uri: str, location: Location) -> None:
         ("pvc://claim/../etc", "pvc://claim/../etc: the path inside the volume may not contain '..'"),
         ("s3://[bucket/x", "s3://[bucket/x: Invalid IPv6 URL"),
         ("https://example.org/models/", "https://example.org/models/: an http(s) URI must name a file"),
+        ("oci://Registry/Team/Iris:1", "oci://Registry/Team/Iris:1: 'Registry/Team/Iris:1' is not an image reference"),
+        ("oci://ghcr.io/org/iris:", "oci://ghcr.io/org/iris:: 'ghcr.io/org/iris:' is not an image reference"),
     ],
 )
 def test_what_is_refused_says_why(uri: str, message: str) -> None:

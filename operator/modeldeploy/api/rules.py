@@ -256,9 +256,9 @@ def is_env_name(value: str) -> bool:
 EnvName = Annotated[StrictStr, Field(min_length=1, max_length=ENV_NAME_MAX_LENGTH), Checked(ENV_NAME_RULE, is_env_name)]
 
 
-MODEL_URI_PATTERN = r"^((s3|gs|azure|az|https?|pvc)://[^\x00-\x20\x7f]+|/[^\x00-\x20\x7f]*)$"
+MODEL_URI_PATTERN = r"^((s3|gs|azure|az|https?|pvc|oci)://[^\x00-\x20\x7f]+|/[^\x00-\x20\x7f]*)$"
 """A model artifact's location: an object store, a web server, a PersistentVolumeClaim
-(`pvc://claim/path`), or an absolute path inside the image. A typo such as `s4://` is refused
-here rather than becoming a pod that starts without its model (`modeldeploy.storage.location`
-checks the parts a pattern cannot)."""
+(`pvc://claim/path`), an OCI image (`oci://registry/repo:tag`), or an absolute path inside the
+image. A typo such as `s4://` is refused here rather than becoming a pod that starts without its
+model (`modeldeploy.storage.location` checks the parts a pattern cannot)."""
 SHA256_PATTERN = r"^[A-Fa-f0-9]{64}$"

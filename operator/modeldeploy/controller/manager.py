@@ -43,10 +43,12 @@ def spec_changed(obj: Obj, previous: Obj | None) -> bool:
 
 
 class Controller:
-    def __init__(self, api: kubeapi.KubeApi, settings: OperatorSettings) -> None:
+    def __init__(self, api: kubeapi.KubeApi, settings: OperatorSettings, *, image_volumes: bool | None = None) -> None:
+        """`image_volumes`: what `settings.image_volumes: auto` found (see runner); None reads the setting alone."""
         self.api = api
         self.settings = settings
-        self.state = ControllerState(platform=Platform(fetcher_image=settings.fetcher_image))
+        volumes = settings.image_volumes == "on" if image_volumes is None else image_volumes
+        self.state = ControllerState(platform=Platform(fetcher_image=settings.fetcher_image, image_volumes=volumes))
         self.queue: WorkQueue[Key] = WorkQueue()
         self.prober = Prober(concurrency=settings.max_inflight_probes)
         self.probes = ProbeManager(self.state, self.prober, on_result=lambda key: self.queue.add(key, urgent=True))

@@ -11,7 +11,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
-from modeldeploy.storage.location import FETCH_CONTAINER, MODEL_DIR, MODEL_MOUNT, MODEL_VOLUME, parse
+from modeldeploy.storage.location import (
+    COPY_CONTAINER,
+    FETCH_CONTAINER,
+    MODEL_DIR,
+    MODEL_MOUNT,
+    MODEL_VOLUME,
+    OCI_MODEL_DIR,
+    OCI_MODEL_PATH,
+    Location,
+    parse,
+)
 
 Obj = dict[str, Any]
 # Enough for the fetcher's own memory (it streams in 8 MiB chunks); the artifact goes to disk.
@@ -27,11 +37,30 @@ RESTRICTED: Obj = {
 DEFAULT_FETCHER_IMAGE = "ghcr.io/modeldeploy/modeldeploy:0.1.0"
 
 
+IMAGE_VOLUMES_SINCE = (1, 35)
+"""Image volumes are on by default from Kubernetes 1.35 (beta; alpha behind the ImageVolume gate before)."""
+
+
+def image_volumes_by_default(version: dict[str, object]) -> bool:
+    """Whether an apiserver reporting `version` (its /version document) has image volumes on by default.
+
+    `minor` can carry a suffix ("35+" on some managed clusters); an unreadable version counts as
+    old, so a model is copied rather than given a volume the cluster would refuse.
+    """
+    try:
+        major = int(str(version.get("major", "")).rstrip("+"))
+        minor = int(str(version.get("minor", "")).rstrip("+"))
+    except ValueError:
+        return False
+    return (major, minor) >= IMAGE_VOLUMES_SINCE
+
+
 @dataclass(frozen=True)
 class Platform:
     """What the operator was started with that shapes what it renders."""
 
     fetcher_image: str = DEFAULT_FETCHER_IMAGE
+    image_volumes: bool = True  # the cluster mounts OCI images as volumes (Kubernetes >= 1.35, or its gate)
 
 
 @dataclass
@@ -51,6 +80,8 @@ def model_mount(spec: ModelDeploymentSpec, platform: Platform) -> ModelMount:
     location = parse(model.uri)  # the schema admitted it; parse refuses what a pattern cannot see
     if location.kind == "image":
         return ModelMount(model_dir=model.uri)
+    if location.kind == "oci":
+        return _modelcar(location, platform)
     if location.kind == "pvc":
         volume = {"name": MODEL_VOLUME, "persistentVolumeClaim": {"claimName": location.claim, "readOnly": True}}
         mount: Obj = {"name": MODEL_VOLUME, "mountPath": MODEL_DIR, "readOnly": True}
@@ -77,4 +108,36 @@ def model_mount(spec: ModelDeploymentSpec, platform: Platform) -> ModelMount:
         init_containers=[fetcher],
         mounts=[{"name": MODEL_VOLUME, "mountPath": MODEL_MOUNT, "readOnly": True}],
         model_dir=MODEL_DIR,
+    )
+
+
+# A modelcar's image runs only `cp`, as nobody: it is someone's model, not code we trust as root.
+_COPY_SECURITY: Obj = {**RESTRICTED, "runAsUser": 65534}
+
+
+def _modelcar(location: Location, platform: Platform) -> ModelMount:
+    """An OCI image holding the model under /models: mounted read-only as an image volume, or copied out.
+
+    The copy is for clusters without image volumes: an init container from the model's own image
+    copies /models into the emptyDir, so the runtime sees the same $MODEL_DIR either way.
+    """
+    assert location.reference is not None
+    if platform.image_volumes:
+        volume = {"name": MODEL_VOLUME, "image": {"reference": location.reference, "pullPolicy": "IfNotPresent"}}
+        mount: Obj = {"name": MODEL_VOLUME, "mountPath": MODEL_MOUNT, "readOnly": True}
+        return ModelMount(volumes=[volume], mounts=[mount], model_dir=OCI_MODEL_DIR)
+    copier: Obj = {
+        "name": COPY_CONTAINER,
+        "image": location.reference,
+        "command": ["cp", "-R", OCI_MODEL_PATH, f"{MODEL_MOUNT}/"],
+        "volumeMounts": [{"name": MODEL_VOLUME, "mountPath": MODEL_MOUNT}],
+        "resources": FETCH_RESOURCES,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": _COPY_SECURITY,
+    }
+    return ModelMount(
+        volumes=[{"name": MODEL_VOLUME, "emptyDir": {}}],
+        init_containers=[copier],
+        mounts=[{"name": MODEL_VOLUME, "mountPath": MODEL_MOUNT, "readOnly": True}],
+        model_dir=OCI_MODEL_DIR,
     )

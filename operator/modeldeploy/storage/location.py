@@ -1,9 +1,11 @@
 """Where a model artifact lives, from `spec.model.uri` (pure).
 
-Three ways to get it into a pod:
+Four ways to get it into a pod:
 - fetched by the storage initializer (`modeldeploy fetch`, an init container) from an object
   store or a web server: s3, gs, azure/az, http/https;
 - mounted from a PersistentVolumeClaim, no copy: `pvc://claim/path/in/volume`;
+- from an OCI image (a "modelcar": the model under /models in the image): `oci://registry/repo:tag`,
+  mounted as an image volume where the cluster has them, else copied out by an init container;
 - already in the image: an absolute path (`/models/iris`), or no URI at all.
 Anything else is refused with the list of what is understood: a typo such as `s4://` must not
 become a pod that starts without its model.
@@ -26,6 +28,13 @@ FETCH_CONTAINER = "fetch-model"  # the init container that runs `modeldeploy fet
 MODEL_VOLUME = "model"
 MODEL_MOUNT = "/mnt/models"
 MODEL_DIR = f"{MODEL_MOUNT}/model"  # the fetcher renames its finished download to this, whole
+OCI_MODEL_PATH = "/models"  # where a modelcar image holds its model (KServe's convention)
+OCI_MODEL_DIR = f"{MODEL_MOUNT}{OCI_MODEL_PATH}"
+COPY_CONTAINER = "copy-model"  # the init container that copies a modelcar's model without image volumes
+_IMAGE_REFERENCE = re.compile(
+    r"^([A-Za-z0-9][-A-Za-z0-9.]*(:[0-9]+)?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][-A-Za-z0-9_.]{0,127})?(@sha256:[0-9a-f]{64})?$"
+)
 
 
 class InvalidLocation(ValueError):
@@ -34,10 +43,11 @@ class InvalidLocation(ValueError):
 
 @dataclass(frozen=True)
 class Location:
-    kind: Literal["fetch", "pvc", "image"]
+    kind: Literal["fetch", "pvc", "oci", "image"]
     uri: str
     claim: str | None = None  # pvc: the claim's name
     sub_path: str = ""  # pvc: the path inside the volume ("" for its root)
+    reference: str | None = None  # oci: the image reference
 
 
 def parse(uri: str) -> Location:
@@ -56,8 +66,13 @@ def parse(uri: str) -> Location:
         if any(segment == ".." for segment in sub_path.split("/")):
             raise InvalidLocation(f"{uri}: the path inside the volume may not contain '..'")
         return Location("pvc", uri, claim=claim, sub_path=sub_path.strip("/"))
+    if scheme == "oci":
+        reference = uri[len("oci://") :]
+        if not _IMAGE_REFERENCE.match(reference) or len(reference) > 1024:
+            raise InvalidLocation(f"{uri}: {reference!r} is not an image reference (oci://registry/repository:tag)")
+        return Location("oci", uri, reference=reference)
     if scheme not in FETCHED_SCHEMES:
-        known = ", ".join(f"{s}://" for s in (*FETCHED_SCHEMES, "pvc"))
+        known = ", ".join(f"{s}://" for s in (*FETCHED_SCHEMES, "pvc", "oci"))
         raise InvalidLocation(
             f"{uri}: unknown scheme {scheme or '(none)'!r}; one of {known}, or an absolute path in the image"
         )

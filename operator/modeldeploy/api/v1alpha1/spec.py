@@ -60,7 +60,9 @@ _PodAnnotations = Annotated[
 ]
 
 
-_FETCHED = "has(self.uri) && !self.uri.startsWith('/') && !self.uri.startsWith('pvc://')"
+_FETCHED = (
+    "has(self.uri) && !self.uri.startsWith('/') && !self.uri.startsWith('pvc://') && !self.uri.startsWith('oci://')"
+)
 SHA256_NEEDS_FETCH = CelRule(
     rule=f"!has(self.sha256) || ({_FETCHED})",
     message="model.sha256 checks a fetched artifact: it needs an s3://, gs://, az:// or http(s):// model.uri",
@@ -74,7 +76,7 @@ CREDENTIALS_NEED_FETCH = CelRule(
 
 
 def _fetched(uri: str | None) -> bool:
-    return uri is not None and not uri.startswith(("/", "pvc://"))
+    return uri is not None and not uri.startswith(("/", "pvc://", "oci://"))
 
 
 class ModelSpec(SpecModel):
@@ -103,7 +105,9 @@ class ModelSpec(SpecModel):
         description=(
             "Where the model artifact lives. s3://, gs://, az:// (azure://) and http(s):// are fetched into the pod "
             "before the runtime starts (one object, or every object under a prefix); pvc://claim/path is mounted "
-            "read-only; an absolute path is a model already in the image. The runtime finds it at $MODEL_DIR. "
+            "read-only; oci://registry/repo:tag is an image holding the model under /models (an image volume, "
+            "pulled with spec.imagePullSecrets); an absolute path is a model already in the image. The runtime "
+            "finds it at $MODEL_DIR. "
             "Optional: without it the model is in the image."
         ),
     )
