@@ -10,6 +10,10 @@ and the demo:
     kubectl annotate pod <pod> farm.modeldeploy.io/fault-            # back to healthy
     kubectl annotate pod <pod> farm.modeldeploy.io/serve=false       # leave the pod's IP to another server
 
+A pod whose images all have a local stand-in in the sandbox's farm/images.json is not served
+by the reference server: the farm's kubelet (kubelet.py) runs its init containers and its model
+server as processes instead, so a model really goes S3 -> fetch -> MLServer -> probes.
+
 It only ever binds loopback addresses: a pod IP outside 127.0.0.0/8 is ignored.
 """
 
@@ -23,6 +27,7 @@ import random
 import signal
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,6 +35,7 @@ import httpx
 from modeldeploy import kubeapi
 from modeldeploy.modelserver.replica import ReplicaConfig
 from modeldeploy_dev.multi import MultiReplicaServer
+from modeldeploy_dev.sandbox.kubelet import FARM_DIR, IMAGES_FILE, PodRun, load_images, runnable
 
 FAULT_ANNOTATION = "farm.modeldeploy.io/fault"
 SERVE_ANNOTATION = "farm.modeldeploy.io/serve"
@@ -82,14 +88,29 @@ def desired_replica(pod: Obj) -> tuple[ServedPod, str] | None:
     return None
 
 
+def placed(pod: Obj) -> bool:
+    """Running at a loopback address, not going away, not handed to another server: the farm's to serve."""
+    metadata, status = pod.get("metadata", {}), pod.get("status", {})
+    if metadata.get("deletionTimestamp") or status.get("phase") != "Running":
+        return False
+    if metadata.get("annotations", {}).get(SERVE_ANNOTATION) == "false":
+        return False
+    ip = status.get("podIP")
+    return bool(ip) and ipaddress.ip_address(ip) in LOOPBACK
+
+
 class Farm:
-    def __init__(self, api: kubeapi.KubeClient, server: MultiReplicaServer) -> None:
+    def __init__(self, api: kubeapi.KubeClient, server: MultiReplicaServer, state_dir: Path | None = None) -> None:
         self.api = api
         self.server = server
         self.pods: dict[str, tuple[ServedPod, str]] = {}  # pod uid -> served, fault
+        self.state_dir = state_dir
+        self.runs: dict[str, tuple[PodRun, asyncio.Task[None]]] = {}  # pod uid -> its containers as processes
 
     async def sync_pod(self, event_type: str, pod: Obj) -> None:
         uid = str(pod.get("metadata", {}).get("uid"))
+        if await self._run_for_real(uid, event_type, pod):
+            return
         wanted = None if event_type == "DELETED" else desired_replica(pod)
         current = self.pods.get(uid)
         if current is not None and (wanted is None or wanted[0] != current[0]):
@@ -103,6 +124,34 @@ class Farm:
         elif current[1] != fault:
             self._set_fault(served, fault, pod)
             self.pods[uid] = (served, fault)
+
+    async def _run_for_real(self, uid: str, event_type: str, pod: Obj) -> bool:
+        """Whether the pod is (or was) run by the farm's kubelet; starts and stops that run."""
+        running = self.runs.get(uid)
+        if running is not None:
+            if event_type == "DELETED" or not placed(pod):
+                await self._end_run(uid)
+            return True
+        if self.state_dir is None or event_type == "DELETED" or uid in self.pods or not placed(pod):
+            return False
+        images = load_images(self.state_dir / IMAGES_FILE)
+        if not runnable(pod, images):
+            return False
+        run = PodRun(self.api, pod, images, self.state_dir)
+        self.runs[uid] = (run, asyncio.create_task(run.run(), name=f"run {_name(pod)}"))
+        log.info("running %s for real (its images are known here)", _name(pod))
+        return True
+
+    async def _end_run(self, uid: str) -> None:
+        run, task = self.runs.pop(uid)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        run.forget()
+        log.info("stopped running %s", run.name)
+
+    async def stop_all(self) -> None:
+        for uid in list(self.runs):
+            await self._end_run(uid)
 
     async def _start(self, uid: str, served: ServedPod, fault: str, pod: Obj) -> None:
         clash = [other for other, (s, _) in self.pods.items() if (s.ip, s.port) == (served.ip, served.port)]
@@ -178,6 +227,8 @@ class Farm:
             await self.sync_pod("ADDED", pod)
         for uid in set(self.pods) - seen:
             await self._stop(uid)
+        for uid in set(self.runs) - seen:
+            await self._end_run(uid)
         return str(body["metadata"]["resourceVersion"])
 
     async def _watch(self, version: str) -> str:
@@ -219,18 +270,20 @@ def _name(pod: Obj) -> str:
     return f"{metadata.get('namespace')}/{metadata.get('name')}"
 
 
-async def serve(kubeconfig: str) -> None:
+async def serve(kubeconfig: str, state_dir: Path | None = None) -> None:
+    """Serve the sandbox's pods; `state_dir` holds images.json and a folder per pod the farm runs for real."""
     api = kubeapi.KubeClient(kubeapi.load_configuration(kubeconfig))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with MultiReplicaServer() as server:
-        farm = Farm(api, server)
+        farm = Farm(api, server, state_dir=state_dir)
         task = asyncio.create_task(farm.run())
         await stop.wait()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        await farm.stop_all()
     await api.aclose()
 
 
@@ -241,7 +294,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    asyncio.run(serve(args.kubeconfig))
+    asyncio.run(serve(args.kubeconfig, Path(args.kubeconfig).resolve().parent / FARM_DIR))
 
 
 if __name__ == "__main__":
