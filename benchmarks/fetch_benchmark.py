@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "operator"), str(ROOT)]
 
 import obstore  # noqa: E402
-from tests.s3server import S3Server, moto_venv, s3_server  # noqa: E402
+
+from modeldeploy_dev.s3 import S3Server, moto_venv, s3_server  # noqa: E402
 
 BUCKET = "bench"
 KEY = "iris/big/model.bin"

@@ -1,12 +1,8 @@
 """A real third-party runtime for the e2e suite: MLServer, in a virtualenv of its own.
 
-MLServer pins many packages (fastapi, pydantic, numpy, ...) and must not share the dev
-venv, so the session builds `.venv-mlserver/` at the repository root once (or at
-`MODELDEPLOY_MLSERVER_VENV`; see tests/sidevenv.py).
-
-Each server gets a model folder trained at test time (see `mlserver_model/train.py`) and a
-`settings.json` binding HTTP, gRPC and metrics to one loopback address: nothing listens
-beyond 127.0.0.0/8.
+The venv and the model training live in the dev tooling (modeldeploy_dev.mlserver), shared
+with `make demo`. Each server gets a model folder trained at test time and a `settings.json`
+binding HTTP, gRPC and metrics to one loopback address: nothing listens beyond 127.0.0.0/8.
 """
 
 from __future__ import annotations
@@ -24,28 +20,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.sidevenv import ROOT, SideVenv, ensure_venv, run_or_fail
+from modeldeploy_dev.mlserver import MLSERVER_VERSION, ensure_mlserver_venv, train_iris
+from modeldeploy_dev.sidevenv import SideVenv
 
-TRAIN_SCRIPT = Path(__file__).resolve().parent / "mlserver_model" / "train.py"
-
-MLSERVER_VERSION = "1.7.1"
-PINS = {"mlserver": MLSERVER_VERSION, "mlserver-sklearn": MLSERVER_VERSION}
 # MLServer imports sklearn, starts three servers and loads the model: 5-20 s on 2 cores.
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 20.0
 # The replica farm lets go of a pod's address when it sees the pod's annotation change.
 RELEASE_TIMEOUT = 30.0
 
-
-def venv_dir() -> Path:
-    return Path(os.environ.get("MODELDEPLOY_MLSERVER_VENV") or ROOT / ".venv-mlserver").resolve()
-
-
 MLServerVenv = SideVenv
-
-
-def ensure_mlserver_venv() -> MLServerVenv:
-    return ensure_venv(venv_dir(), PINS, "MLServer")
 
 
 @pytest.fixture(scope="session")
@@ -110,12 +94,7 @@ def make_model_folder(
     `dependency_versions` fills model-settings' `versions`, which MLServer documents as the
     versions of the libraries the model was trained with (e.g. "sklearn/1.9.1").
     """
-    extra = [arg for v in dependency_versions or [] for arg in ("--dependency-version", v)]
-    run_or_fail(
-        [str(venv.python), str(TRAIN_SCRIPT), str(root / name), "--name", name, "--version", version or "", *extra],
-        "training the iris model",
-        300,
-    )
+    train_iris(venv, root / name, name=name, version=version, dependency_versions=dependency_versions)
     return ModelFolder(root, name, version)
 
 

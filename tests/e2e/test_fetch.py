@@ -22,7 +22,7 @@ import obstore
 import pytest
 
 from modeldeploy.storage.fetch import MARKER, FetchFailed, fetch
-from tests.s3server import S3Server, moto_venv, s3_server
+from modeldeploy_dev.s3 import S3Server, moto_venv, s3_server
 
 BUCKET = "models"
 MODEL = os.urandom(300_000)

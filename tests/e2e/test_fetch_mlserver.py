@@ -21,6 +21,7 @@ from typing import Any
 import obstore
 import pytest
 
+from modeldeploy_dev.s3 import S3Server, moto_venv, s3_server
 from tests.conftest import Kubectl, get_json, wait_for
 from tests.e2e.conftest import MLServers, ModelFolder, wait_until_free
 from tests.e2e.test_mlserver import (
@@ -33,7 +34,6 @@ from tests.e2e.test_mlserver import (
     conditions_of,
     the_pod,
 )
-from tests.s3server import S3Server, moto_venv, s3_server
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.integration, pytest.mark.usefixtures("operator")]
 

@@ -24,13 +24,14 @@ import pytest
 import yaml
 
 from modeldeploy.render.model import DEFAULT_FETCHER_IMAGE
+from modeldeploy_dev.mlserver import image_stand_in
+from modeldeploy_dev.s3 import S3Server, moto_venv, s3_server
 from modeldeploy_dev.sandbox.cluster import Sandbox
 from modeldeploy_dev.sandbox.kubelet import FARM_DIR, IMAGES_FILE
 from tests.chart import CHART_DIR, helm
 from tests.conftest import ROOT, Kubectl, get_json, wait_for
 from tests.e2e.conftest import MLServers
 from tests.e2e.test_mlserver import INTERVAL, conditions_of, the_pod
-from tests.s3server import S3Server, moto_venv, s3_server
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.integration, pytest.mark.usefixtures("operator")]
 
@@ -56,14 +57,7 @@ def farm_runs(sandbox: Sandbox, mlservers: MLServers) -> Iterator[Obj]:
     """Tell the farm how to run the two images here; taken back afterwards, so no other test's pod runs."""
     runtime = chart_runtime("mlserver-sklearn")
     images = {
-        runtime["spec"]["image"]: {
-            # the image's CMD is `mlserver start $MLSERVER_MODELS_DIR` in its own Python environment
-            "cmd": ["sh", "-c", f'exec {mlservers.venv.bin("mlserver")} start "$MLSERVER_MODELS_DIR"'],
-            "hostEnv": "MLSERVER_HOST",
-            # Not the image's: MLServer 1.7.1 from PyPI resolves uvloop 0.23, whose get_event_loop()
-            # kills MLServer's inference worker processes at start; the image pins its own uvloop.
-            "env": {"MLSERVER_PARALLEL_WORKERS": "0"},
-        },
+        runtime["spec"]["image"]: image_stand_in(mlservers.venv),
         DEFAULT_FETCHER_IMAGE: {
             "executables": {"modeldeploy": str(ROOT / ".venv" / "bin" / "modeldeploy")},
             "terminationLogArg": "--termination-log",

@@ -254,7 +254,7 @@ def test_the_same_image_fetches_a_model_as_the_init_container_runs(podman: Podma
 
     import obstore
 
-    from tests.s3server import moto_venv, s3_server
+    from modeldeploy_dev.s3 import moto_venv, s3_server
 
     artifact = os.urandom(2_000_000)
     with s3_server(moto_venv(), tmp_path / "moto.log") as server:

@@ -1,4 +1,4 @@
-"""A real S3-compatible server on loopback: moto's server mode, in a venv of its own (tests/sidevenv.py)."""
+"""A real S3-compatible server on loopback: moto's server mode, in a venv of its own (sidevenv.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 from obstore.store import S3Store
 
-from tests.sidevenv import ROOT, SideVenv, ensure_venv
+from modeldeploy_dev.sidevenv import ROOT, SideVenv, ensure_venv
 
 MOTO_VERSION = "5.2.5"
 START_TIMEOUT = 30.0

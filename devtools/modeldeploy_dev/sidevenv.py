@@ -1,9 +1,9 @@
-"""Third-party servers the tests run for real, each in a virtualenv of its own.
+"""Third-party servers the tests and the demo run for real, each in a virtualenv of its own.
 
 MLServer and moto pin packages that must not share the dev venv (moto's botocore wants
 python-dateutil < 3, the kubernetes client >= 3), so each gets a venv at the repository root,
 built once and reused while it holds exactly the pinned versions. When it cannot be
-installed the tests fail with pip's own error: a server a test claims to run is never
+installed, SideVenvError carries pip's own error: a server a test claims to run is never
 silently skipped.
 """
 
@@ -18,9 +18,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+ROOT = Path(__file__).resolve().parents[2]  # the repository: devtools/modeldeploy_dev/ is two below
 
-ROOT = Path(__file__).resolve().parents[1]
+
+class SideVenvError(RuntimeError):
+    """A side venv could not be made, or a command in it failed: the message holds the tool's own error."""
+
+
 INSTALL_TIMEOUT = 900.0
 
 
@@ -63,12 +67,13 @@ def run_or_fail(command: list[str], what: str, timeout: float) -> None:
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as expired:
-        pytest.fail(f"{what}: `{' '.join(command)}` did not finish within {timeout:.0f}s:\n{expired.stderr!r}")
+        raise SideVenvError(
+            f"{what}: `{' '.join(command)}` did not finish within {timeout:.0f}s:\n{expired.stderr!r}"
+        ) from None
     if result.returncode != 0:
-        pytest.fail(
+        raise SideVenvError(
             f"{what} failed with exit code {result.returncode}: `{' '.join(command)}`\n"
-            f"--- stderr ---\n{result.stderr}\n--- stdout (tail) ---\n{result.stdout[-4000:]}",
-            pytrace=False,
+            f"--- stderr ---\n{result.stderr}\n--- stdout (tail) ---\n{result.stdout[-4000:]}"
         )
 
 
@@ -79,7 +84,7 @@ def ensure_venv(path: Path, pins: dict[str, str], what: str, extras: dict[str, s
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.parent / f"{path.name}.lock", "w") as lock:
-        # Two pytest sessions starting at once must not both pip-install into one directory.
+        # Two sessions (pytest, the demo) starting at once must not both pip-install into one directory.
         fcntl.flock(lock, fcntl.LOCK_EX)
         python = path / "bin" / "python"
         if installed_versions(python, list(pins)) == pins:
@@ -100,5 +105,5 @@ def ensure_venv(path: Path, pins: dict[str, str], what: str, extras: dict[str, s
         )
         found = installed_versions(python, list(pins))
         if found != pins:
-            pytest.fail(f"the {what} venv at {path} holds {found} after installing {requirements}", pytrace=False)
+            raise SideVenvError(f"the {what} venv at {path} holds {found} after installing {requirements}")
         return SideVenv(path, time.monotonic() - started)
