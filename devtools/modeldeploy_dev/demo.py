@@ -20,8 +20,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
+import obstore
+
+from modeldeploy.render.model import DEFAULT_FETCHER_IMAGE
+from modeldeploy_dev.mlserver import MLSERVER_IMAGE, ensure_mlserver_venv, image_stand_in, train_iris
+from modeldeploy_dev.s3 import moto_venv, start_s3_server
 from modeldeploy_dev.sandbox import build
 from modeldeploy_dev.sandbox.cluster import Sandbox, kubectl_binary
+from modeldeploy_dev.sandbox.kubelet import FARM_DIR, IMAGES_FILE
 from modeldeploy_dev.sandbox.traffic import iris_rows, send_rows
 
 NAMESPACE = "models"
@@ -36,6 +43,8 @@ class Demo:
         self.sandbox = Sandbox()
         self.started = time.monotonic()
         self.pid_file = self.sandbox.directory / "demo-operator.pid"
+        self.s3_pid_file = self.sandbox.directory / "demo-s3.pid"
+        self.images_file = self.sandbox.directory / FARM_DIR / IMAGES_FILE
 
     # ---- output -------------------------------------------------------------------------------
     def step(self, text: str) -> None:
@@ -128,24 +137,26 @@ class Demo:
         self.story_data_drift()
         self.story_broken_replica()
         self.story_hand_edit()
+        self.story_model_from_s3()
 
         self.step(f"Done in {time.monotonic() - self.started:.0f}s. Try:")
         self.say(f"kubectl --kubeconfig {self.sandbox.kubeconfig} -n {NAMESPACE} describe md iris-full")
         self.say("make demo-down   # stops the operator, uninstalls the chart, stops the sandbox")
 
     def adopt_crd(self) -> None:
-        """A CRD applied earlier with kubectl (the test suite does) becomes the release's own."""
-        crd = "crd/modeldeployments.modeldeploy.io"
-        if self.kubectl("get", crd, check=False, input=None).strip() == "":
-            return
-        self.kubectl("label", crd, "app.kubernetes.io/managed-by=Helm", "--overwrite")
-        self.kubectl(
-            "annotate",
-            crd,
-            f"meta.helm.sh/release-name={RELEASE}",
-            f"meta.helm.sh/release-namespace={OPERATOR_NAMESPACE}",
-            "--overwrite",
-        )
+        """CRDs applied earlier with kubectl (the test suite does) become the release's own."""
+        for plural in ("modeldeployments", "modelruntimes", "clustermodelruntimes"):
+            crd = f"crd/{plural}.modeldeploy.io"
+            if self.kubectl("get", crd, check=False, input=None).strip() == "":
+                continue
+            self.kubectl("label", crd, "app.kubernetes.io/managed-by=Helm", "--overwrite")
+            self.kubectl(
+                "annotate",
+                crd,
+                f"meta.helm.sh/release-name={RELEASE}",
+                f"meta.helm.sh/release-namespace={OPERATOR_NAMESPACE}",
+                "--overwrite",
+            )
 
     def story_data_drift(self) -> None:
         self.step("Story 1: traffic like the training data, then traffic whose petal length shifted by +2 cm")
@@ -217,6 +228,73 @@ class Demo:
         )
         self.say(f"Warning ConfigDriftCorrected: {events.strip().splitlines()[-1]}")
 
+    def story_model_from_s3(self) -> None:
+        self.step("Story 4: a scikit-learn model trained here, put in a local S3, served by MLServer from ten lines")
+        self.say(
+            "MLServer 1.7.1 and moto (an S3 server) run from virtualenvs of their own; the first run installs them"
+        )
+        mlserver, moto = ensure_mlserver_venv(), moto_venv()
+        self.stop_s3()
+        server, process = start_s3_server(moto, self.sandbox.logs / "demo-s3.log", detach=True)
+        self.s3_pid_file.write_text(str(process.pid))
+        server.create_bucket("models")
+        folder = train_iris(mlserver, self.sandbox.directory / "demo-model" / "iris")
+        joblib = (folder / "model.joblib").read_bytes()
+        obstore.put(server.store("models"), "iris/1.0.0/model.joblib", joblib)
+        self.say(f"trained iris with MLServer's scikit-learn; s3://models/iris/1.0.0/model.joblib on {server.endpoint}")
+
+        # kwok runs no containers: the farm runs this pod's images for real, as a kubelet would
+        self.images_file.parent.mkdir(parents=True, exist_ok=True)
+        modeldeploy = str(Path(sys.executable).parent / "modeldeploy")
+        self.images_file.write_text(
+            json.dumps(
+                {
+                    MLSERVER_IMAGE: image_stand_in(mlserver),
+                    DEFAULT_FETCHER_IMAGE: {
+                        "executables": {"modeldeploy": modeldeploy},
+                        "terminationLogArg": "--termination-log",
+                    },
+                },
+                indent=2,
+            )
+        )
+        credentials = ["--from-literal=" + f"{k}={v}" for k, v in server.env().items()]
+        self.kubectl("-n", NAMESPACE, "delete", "secret", "s3-credentials", "--ignore-not-found")
+        self.kubectl("-n", NAMESPACE, "create", "secret", "generic", "s3-credentials", *credentials)
+        example = ROOT / "examples" / "sklearn-s3.yaml"
+        manifest = "\n".join(line for line in example.read_text().splitlines() if not line.startswith("#"))
+        print(manifest, flush=True)
+        self.say(self.kubectl("-n", NAMESPACE, "apply", "-f", str(example)).strip())
+        fast = {"spec": {"probing": {"intervalSeconds": 3, "timeoutSeconds": 1, "failureThreshold": 1}}}
+        self.kubectl("-n", NAMESPACE, "patch", "md", "iris-sklearn", "--type=merge", "-p", json.dumps(fast))
+        self.wait(
+            "md/iris-sklearn Ready: fetched from S3, loaded by MLServer, probed",
+            lambda: (
+                self.condition("iris-sklearn", "Ready").get("status") == "True"
+                and self.condition("iris-sklearn", "ModelHealthy").get("status") == "True"
+            ),
+            180,
+        )
+        print(self.kubectl("-n", NAMESPACE, "get", "md", "iris-sklearn", "-o", "wide"), flush=True)
+        md = json.loads(self.kubectl("-n", NAMESPACE, "get", "md", "iris-sklearn", "-o", "json"))
+        self.say(f"status.model: {json.dumps(md['status'].get('model'))}")
+        ip = str(self.pods("iris-sklearn")[0]["status"]["podIP"])  # type: ignore[index]
+        answer = httpx.post(
+            f"http://{ip}:8080/v2/models/iris/infer",
+            json={"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [6.3, 3.3, 6.0, 2.5]}]},
+            timeout=10,
+        ).json()
+        self.say(
+            f"MLServer at {ip}:8080 (version {answer.get('model_version')}) predicts {answer['outputs'][0]['data']}"
+        )
+
+    def stop_s3(self) -> None:
+        if not self.s3_pid_file.exists():
+            return
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.killpg(int(self.s3_pid_file.read_text()), signal.SIGTERM)
+        self.s3_pid_file.unlink()
+
     # ---- the operator under the chart's credentials -------------------------------------------
     def start_operator(self) -> None:
         self.stop_operator()
@@ -265,6 +343,8 @@ class Demo:
 
     def down(self) -> None:
         self.step("Stopping the operator, uninstalling the chart, stopping the sandbox")
+        self.stop_s3()
+        self.images_file.unlink(missing_ok=True)
         if self.sandbox.healthy():
             self.stop_operator()
             subprocess.run(

@@ -64,25 +64,34 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@contextmanager
-def s3_server(venv: SideVenv, log: Path) -> Iterator[S3Server]:
+def start_s3_server(venv: SideVenv, log: Path, *, detach: bool = False) -> tuple[S3Server, subprocess.Popen[bytes]]:
+    """moto_server on a free loopback port, answering; `detach` lets it outlive this process (the demo's)."""
     port = _free_port()
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [str(venv.bin("moto_server")), "-H", HOST, "-p", str(port)], stdout=out, stderr=subprocess.STDOUT
+            [str(venv.bin("moto_server")), "-H", HOST, "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=detach,
         )
     endpoint = f"http://{HOST}:{port}"
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            httpx.get(f"{endpoint}/moto-api/", timeout=1.0)
+            return S3Server(endpoint), process
+        except httpx.TransportError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"moto_server did not start: {log.read_text()[-2000:]}") from None
+            time.sleep(0.2)
+
+
+@contextmanager
+def s3_server(venv: SideVenv, log: Path) -> Iterator[S3Server]:
+    server, process = start_s3_server(venv, log)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                httpx.get(f"{endpoint}/moto-api/", timeout=1.0)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto_server did not start: {log.read_text()[-2000:]}") from None
-                time.sleep(0.2)
-        yield S3Server(endpoint)
+        yield server
     finally:
         process.terminate()
         try:
