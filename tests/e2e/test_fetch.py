@@ -176,6 +176,51 @@ def test_a_file_on_a_web_server(tmp_path: Path, web: str) -> None:
         fetch(f"{web}/missing.onnx", tmp_path / "mnt2")
 
 
+@pytest.fixture
+def presigning(tmp_path: Path) -> Iterator[str]:
+    """A server like S3 behind a presigned URL: GET with the right query only, HEAD refused, a redirect first."""
+    signature = "X-Amz-Signature=abc123&X-Amz-Expires=300"
+
+    class Presigned(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:
+            self.send_response(403)  # a presigned GET URL is signed for GET alone
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            if self.path == f"/old/model.onnx?{signature}":
+                self.send_response(302)
+                self.send_header("Location", f"/bucket/model.onnx?{signature}")
+                self.end_headers()
+            elif self.path == f"/bucket/model.onnx?{signature}":
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(MODEL)))
+                self.end_headers()
+                self.wfile.write(MODEL)
+            else:
+                self.send_response(403)
+                self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Presigned)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/old/model.onnx?{signature}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_presigned_url_is_one_get_with_its_query_and_redirects_followed(tmp_path: Path, presigning: str) -> None:
+    result = fetch(presigning, tmp_path / "mnt", sha256=hashlib.sha256(MODEL).hexdigest())
+    assert result.files == ["model.onnx"]  # named after the path, not the query
+    assert (tmp_path / "mnt" / "model" / "model.onnx").read_bytes() == MODEL
+    assert result.bytes == len(MODEL)
+    unsigned = presigning.split("?")[0]
+    with pytest.raises(FetchFailed, match=r"/old/model.onnx: HTTP 403 Forbidden$"):
+        fetch(unsigned, tmp_path / "mnt2")
+
+
 @pytest.mark.usefixtures("s3_env")
 @pytest.mark.parametrize("uri", ["s3://models/iris/3.0.0/", "s3://models/iris/3.0.0"])
 def test_folder_marker_objects_are_not_files(tmp_path: Path, uri: str) -> None:

@@ -1,7 +1,10 @@
 """The storage initializer: `modeldeploy fetch URI DEST`, run as an init container of a model pod.
 
 Object stores are read through obstore (the Rust `object_store` crate: S3 and S3-compatible
-endpoints, GCS, Azure, HTTP) rather than a client of our own. Credentials and endpoints come
+endpoints, GCS, Azure) rather than a client of our own; an http(s):// URI is one plain GET
+(httpx), as a browser or curl would do it, so a presigned URL works as written (obstore would
+read a bucket host as an S3 store and HEAD it first, which a presigned GET URL refuses).
+Credentials and endpoints come
 from the container's environment, which the kubelet fills from the Secret the spec names
 (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_KEY`,
 ...): the operator never reads a Secret.
@@ -27,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 from urllib.parse import unquote, urlsplit
 
+import httpx
 import obstore
 from obstore.store import ObjectStore, from_url
 
@@ -73,8 +77,14 @@ def fetch(
         raise FetchFailed(str(error)) from None
     if location.kind != "fetch":
         raise FetchFailed(f"{uri}: nothing to fetch ({location.kind}: the pod mounts or holds it)")
-    store = store if store is not None else _store(uri)
-    objects = _objects(store, uri)
+    download: Callable[[str, Path, _Meter], str]
+    if store is None and uri.startswith(("http://", "https://")):
+        objects = [("", PurePosixPath(unquote(urlsplit(uri).path)).name, 0)]  # the size comes with the answer
+        download = lambda _, target, meter: _download_web(uri, target, meter)  # noqa: E731
+    else:
+        chosen = store if store is not None else _store(uri)
+        objects = _objects(chosen, uri)
+        download = lambda source, target, meter: _download(chosen, source, target, uri, meter)  # noqa: E731
     if sha256 is not None and len(objects) != 1:
         raise FetchFailed(f"{uri}: sha256 checks a single-file artifact; this URI holds {len(objects)} objects")
     dest.mkdir(parents=True, exist_ok=True)
@@ -87,7 +97,7 @@ def fetch(
         for source, relative, _ in objects:
             target = partial / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            digest = _download(store, source, target, uri, meter)
+            digest = download(source, target, meter)
             result.files.append(relative)
             result.sha256 = digest if len(objects) == 1 else None
         if sha256 is not None and result.sha256 != sha256.lower():
@@ -171,6 +181,33 @@ def _download(store: ObjectStore, source: str, target: Path, uri: str, meter: _M
     except Exception as error:
         where = f"{uri.rstrip('/')}/{source}" if source else uri
         raise FetchFailed(f"{where}: {_reason(error)}") from None
+    return digest.hexdigest()
+
+
+WEB_TIMEOUT = httpx.Timeout(30.0, read=300.0)
+
+
+def _download_web(uri: str, target: Path, meter: _Meter) -> str:
+    """One GET, redirects followed; proxies and CA bundles from the environment (HTTPS_PROXY, SSL_CERT_FILE)."""
+    digest = hashlib.sha256()
+    try:
+        with httpx.stream("GET", uri, follow_redirects=True, timeout=WEB_TIMEOUT) as response:
+            if response.status_code == 404:
+                raise FetchFailed(f"{uri}: not found")
+            if response.status_code >= 400:
+                raise FetchFailed(f"{uri}: HTTP {response.status_code} {response.reason_phrase}")
+            meter.total += int(response.headers.get("content-length") or 0)
+            with open(target, "wb") as out:
+                for chunk in response.iter_bytes(CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    meter.add(len(chunk))
+                out.flush()
+                os.fsync(out.fileno())
+    except FetchFailed:
+        raise
+    except httpx.HTTPError as error:
+        raise FetchFailed(f"{uri}: {_reason(error)}") from None
     return digest.hexdigest()
 
 
