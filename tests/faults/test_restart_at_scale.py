@@ -5,7 +5,10 @@ PATCHes and flipped 15 objects Ready=False and back, with Events. Two causes: wo
 before the Deployment cache had listed (a child judged missing, Available=Unknown), and the
 per-replica `since` was reset by the new process and counted as a change. This runs at the
 scale that showed it, with every replica probed through the farm, and counts the restarted
-operator's writes in the apiserver's audit log.
+operator's writes in the apiserver's audit log. Half the models name an image, half are given
+a ClusterModelRuntime by their format and fetch an artifact (an init container): a restarted
+operator that resolved runtimes before its runtime cache had listed would stall those as
+NoRuntime and write.
 
 `MODELDEPLOY_FAULTS_RESTART_N` changes N (default 100).
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +81,24 @@ def test_a_restart_over_converged_probed_models_writes_nothing(
     operators: StartOperator,
     audit: AuditLog,
 ) -> None:
+    fmt = f"restart-{uuid.uuid4().hex[:6]}"
+    runtime = {
+        "apiVersion": "modeldeploy.io/v1alpha1",
+        "kind": "ClusterModelRuntime",
+        "metadata": {"name": fmt},
+        "spec": {**FARM_IMAGE, "supportedFormats": [{"name": fmt}]},
+    }
+    admin_kubectl("apply", "-f", "-", input=json.dumps(runtime))
+    selecting = {"name": "iris", "version": "1.0.0", "format": fmt, "uri": "s3://models/iris/1.0.0/"}
+
+    def doc(i: int) -> dict[str, Any]:
+        if i % 2:
+            return model_deployment(f"m-{i:03d}", replicas=1, runtime={}, model=selecting, probing=PROBING)
+        return model_deployment(f"m-{i:03d}", replicas=1, runtime=FARM_IMAGE, probing=PROBING)
+
     first = operators(sandbox.kubeconfig, "first")
     started = time.monotonic()
-    apply_all(
-        kubectl, [model_deployment(f"m-{i:03d}", replicas=1, runtime=FARM_IMAGE, probing=PROBING) for i in range(N)]
-    )
+    apply_all(kubectl, [doc(i) for i in range(N)])
 
     def all_probed() -> bool:
         mds = model_deployments(kubectl)
@@ -120,6 +137,9 @@ def test_a_restart_over_converged_probed_models_writes_nothing(
         old = before.get(name) or {}
         diff = {k: (old.get(k), v) for k, v in changed[name].items() if old.get(k) != v}
         print(f"first changed status, {name}: {json.dumps(diff)[:2000]}")
+    admin_kubectl("delete", "clustermodelruntime", fmt, "--wait=false", check=False)
+    by_runtime = [md for md in model_deployments(kubectl) if (md["status"].get("model") or {}).get("runtime")]
+    assert len(by_runtime) == N // 2, "half the models are served by the runtime, and say so"
     assert not writes, f"{len(writes)} writes after a restart over converged objects: {[str(e) for e in writes[:5]]}"
     assert not delta, delta
     assert not new_events, new_events
