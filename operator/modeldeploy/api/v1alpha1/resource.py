@@ -57,53 +57,47 @@ class ModelDeployment(BaseModel):
         return self
 
 
-_RUNTIME_SPEC_DESCRIPTION = (
-    "The serving container, the model formats it serves, and how the operator probes it. "
-    "Editing it rolls out every ModelDeployment served by it."
-)
+class _Runtime(BaseModel):
+    """What the two runtime kinds share: all but their kind and scope."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    api_version: Annotated[Literal["modeldeploy.io/v1alpha1"], WithJsonSchema({"type": "string"})] = Field(
+        default="modeldeploy.io/v1alpha1",
+        alias="apiVersion",
+        description="Versioned schema of this representation: modeldeploy.io/v1alpha1.",
+        json_schema_extra=no_schema_default,
+    )
+    metadata: Annotated[dict[str, Any], WithJsonSchema({"type": "object"})] = Field(default_factory=dict)
+    spec: ModelRuntimeSpec = Field(
+        description=(
+            "The serving container, the model formats it serves, and how the operator probes it. "
+            "Editing it rolls out every ModelDeployment served by it."
+        )
+    )
 
 
-class ModelRuntime(BaseModel):
+class ModelRuntime(_Runtime):
     """ModelRuntime is a model server, in one namespace, for the ModelDeployments there.
 
     A ModelDeployment names it in spec.runtime.name, or is given it by spec.model.format;
     a ModelRuntime wins over a ClusterModelRuntime of the same name or the same format.
     """
 
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
-
-    api_version: Annotated[Literal["modeldeploy.io/v1alpha1"], WithJsonSchema({"type": "string"})] = Field(
-        default="modeldeploy.io/v1alpha1",
-        alias="apiVersion",
-        description="Versioned schema of this representation: modeldeploy.io/v1alpha1.",
-        json_schema_extra=no_schema_default,
-    )
     kind: Annotated[Literal["ModelRuntime"], WithJsonSchema({"type": "string"})] = Field(
         default="ModelRuntime", description="Kind of this object: ModelRuntime.", json_schema_extra=no_schema_default
     )
-    metadata: Annotated[dict[str, Any], WithJsonSchema({"type": "object"})] = Field(default_factory=dict)
-    spec: ModelRuntimeSpec = Field(description=_RUNTIME_SPEC_DESCRIPTION)
 
 
-class ClusterModelRuntime(BaseModel):
+class ClusterModelRuntime(_Runtime):
     """ClusterModelRuntime is a model server for the ModelDeployments of every namespace.
 
     The chart installs some (MLServer for sklearn, xgboost, lightgbm and mlflow; the reference
     server; Triton; vLLM). A ModelRuntime of the same name in a namespace wins there.
     """
 
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
-
-    api_version: Annotated[Literal["modeldeploy.io/v1alpha1"], WithJsonSchema({"type": "string"})] = Field(
-        default="modeldeploy.io/v1alpha1",
-        alias="apiVersion",
-        description="Versioned schema of this representation: modeldeploy.io/v1alpha1.",
-        json_schema_extra=no_schema_default,
-    )
     kind: Annotated[Literal["ClusterModelRuntime"], WithJsonSchema({"type": "string"})] = Field(
         default="ClusterModelRuntime",
         description="Kind of this object: ClusterModelRuntime.",
         json_schema_extra=no_schema_default,
     )
-    metadata: Annotated[dict[str, Any], WithJsonSchema({"type": "object"})] = Field(default_factory=dict)
-    spec: ModelRuntimeSpec = Field(description=_RUNTIME_SPEC_DESCRIPTION)
