@@ -50,8 +50,11 @@ def test_examples_parse(path: Path) -> None:
     assert resource.api_version == "modeldeploy.io/v1alpha1"
     assert resource.kind == "ModelDeployment"
     assert resource.spec.model.name == "iris"
-    assert resource.spec.runtime.image == "ghcr.io/modeldeploy/modeldeploy:0.1.0"
-    assert resource.spec.runtime.command == ["python", "-m", "modeldeploy.modelserver"]
+    if resource.spec.model.format is None:  # an image of its own: the reference model server
+        assert resource.spec.runtime.image == "ghcr.io/modeldeploy/modeldeploy:0.1.0"
+        assert resource.spec.runtime.command == ["python", "-m", "modeldeploy.modelserver"]
+    else:  # a runtime by format, with nothing to override
+        assert resource.spec.runtime.overrides() == set()
     assert "namespace" not in document["metadata"]
     assert ModelDeploymentSpec.model_validate(document["spec"]) == resource.spec
 
