@@ -50,7 +50,7 @@ def test_examples_parse(path: Path) -> None:
     assert resource.api_version == "modeldeploy.io/v1alpha1"
     assert resource.kind == "ModelDeployment"
     assert resource.spec.model.name == "iris"
-    if resource.spec.model.format is None:  # an image of its own: the reference model server
+    if resource.spec.runtime.image is not None:  # an image of its own: the reference model server
         assert resource.spec.runtime.image == "ghcr.io/modeldeploy/modeldeploy:0.1.0"
         assert resource.spec.runtime.command == ["python", "-m", "modeldeploy.modelserver"]
     else:  # a runtime by format, with nothing to override
@@ -59,8 +59,8 @@ def test_examples_parse(path: Path) -> None:
     assert ModelDeploymentSpec.model_validate(document["spec"]) == resource.spec
 
 
-def test_both_examples_exist() -> None:
-    assert [path.name for path in EXAMPLES] == ["full.yaml", "minimal.yaml"]
+def test_every_example_exists() -> None:
+    assert [path.name for path in EXAMPLES] == ["full.yaml", "minimal.yaml", "sklearn-s3.yaml"]
 
 
 def test_full_example_uses_every_section() -> None:
