@@ -41,6 +41,7 @@ from modeldeploy.status import compute as status_compute
 from modeldeploy.status.artifacts import fetch_failures, model_status
 from modeldeploy.status.conditions import find
 from modeldeploy.status.events import transition_events
+from modeldeploy.status.history import Serving
 from modeldeploy.storage.location import InvalidLocation
 
 log = logging.getLogger("modeldeploy.reconciler")
@@ -434,6 +435,7 @@ class Reconciler:
             model=model_status(
                 spec.model.uri if spec is not None else None, pods, resolved.runtime if resolved is not None else None
             ),
+            serving=_serving(spec, resolved),
             previous_status=body.get("status") or {},
         )
 
@@ -506,6 +508,14 @@ def _log_writes(key: Key, body: Obj, outcome: Outcome, status: dict[str, Any] | 
         ready = find(status.get("conditions"), READY) or {}
         parts.append(f"status: Ready={ready.get('status')} ({ready.get('reason')})")
     log.info("%s/%s: %s", key[0], key[1], "; ".join(parts))
+
+
+def _serving(spec: ModelDeploymentSpec | None, resolved: Resolved | None) -> Serving | None:
+    """What serves for this spec, the identity of a revision in status.history."""
+    if spec is None or resolved is None:
+        return None
+    runtime = resolved.runtime.name if resolved.runtime is not None else None
+    return Serving(spec.model.version, resolved.server.image, runtime)
 
 
 def _ignored_replicas(spec: ModelDeploymentSpec | None) -> int | None:

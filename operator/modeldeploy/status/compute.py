@@ -40,6 +40,7 @@ from modeldeploy.status.conditions import (
     merge,
 )
 from modeldeploy.status.events import transition_events
+from modeldeploy.status.history import Serving, next_history, read_history
 
 MAX_REPLICA_DETAILS = 20
 
@@ -79,6 +80,7 @@ class Observation:
     ignored_replicas: int | None = None  # spec.replicas set (kubectl scale) while an HPA owns the count
     fetch_failures: Sequence[tuple[str, str]] = ()  # (pod, reason) whose model fetch is failing
     model: ModelStatus | None = None  # what the pods' fetchers reported
+    serving: Serving | None = None  # what serves for this spec (None: not decided, e.g. no runtime)
 
 
 def ignored_replicas_message(replicas: int) -> str:
@@ -274,6 +276,8 @@ def compute_status(obs: Observation, *, now: str) -> ModelDeploymentStatus:
         model=obs.model,
         health=health,
         drift=_drift_section(obs, drifted, mismatched),
+        history=next_history(read_history(obs.previous_status.get("history")), obs.serving, ready.status == "True", now)
+        or None,
     )
 
 

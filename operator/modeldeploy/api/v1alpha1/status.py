@@ -6,6 +6,8 @@ learns things, and readers must cope with any part missing.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic.config import JsonDict
 
@@ -132,6 +134,33 @@ class ModelStatus(StatusModel):
     fetched_replicas: int | None = Field(default=None, ge=0, description="Pods whose fetch of this URI succeeded.")
 
 
+MAX_HISTORY = 10
+RevisionOutcome = Literal["Progressing", "Promoted", "Superseded", "RolledBack"]
+
+
+class RevisionStatus(StatusModel):
+    """One revision of what served: the trail of which model version, image and runtime served when."""
+
+    revision: int = Field(ge=1, description="Revision number, counting up from 1 for this ModelDeployment.")
+    version: str = Field(description="spec.model.version of the revision.")
+    image: str = Field(description="The model server image the revision ran.")
+    runtime: str | None = Field(
+        default=None, description="The ModelRuntime or ClusterModelRuntime it ran on; absent for an image of its own."
+    )
+    started: Timestamp = Field(description="When the operator began rolling it out.")
+    served: Timestamp | None = Field(
+        default=None, description="When it was first Ready: every desired replica on it, healthy."
+    )
+    finished: Timestamp | None = Field(default=None, description="When another revision replaced it.")
+    outcome: RevisionOutcome = Field(
+        description=(
+            "Progressing (rolling out), Promoted (served as desired), Superseded (replaced by a later revision), "
+            "RolledBack (taken back)."
+        )
+    )
+    reason: str | None = Field(default=None, description="Why it ended as it did, when it ended.")
+
+
 class DriftStatus(StatusModel):
     """The three kinds of drift the operator tracks, kept apart because their fixes differ."""
 
@@ -163,3 +192,11 @@ class ModelDeploymentStatus(StatusModel):
     )
     health: HealthStatus | None = Field(default=None, description="Results of the operator's probes.")
     drift: DriftStatus | None = Field(default=None, description="Configuration, data and version drift.")
+    history: list[RevisionStatus] | None = Field(
+        default=None,
+        max_length=MAX_HISTORY,
+        description=(
+            f"The last {MAX_HISTORY} revisions (model version, image, runtime), newest first: what served when. "
+            "A new revision begins when the version, the image or the runtime changes."
+        ),
+    )
