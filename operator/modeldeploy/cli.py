@@ -1,4 +1,5 @@
-"""Command line entry point: `modeldeploy run`, the operator; `modeldeploy fetch`, its storage initializer.
+"""Command line entry point: `modeldeploy run`, the operator; `modeldeploy fetch`, its storage initializer;
+`modeldeploy rollout status|history`, for people (also `kubectl modeldeploy ...`, see cli_rollout.py).
 
 The other production entry points are modules: `python -m modeldeploy.modelserver` (the
 reference model server) and `python -m modeldeploy.crdgen` (the CRD from the API types). The
@@ -95,6 +96,9 @@ def build_parser(*, setting_flags: bool = True) -> argparse.ArgumentParser:
     fetch.add_argument("--termination-log", default="/dev/termination-log", help="where a failure's reason goes")
     fetch.set_defaults(handler=_fetch)
 
+    from modeldeploy.cli_rollout import add_rollout_commands
+
+    add_rollout_commands(commands)
     return parser
 
 

@@ -1,13 +1,18 @@
-"""status.history on the real apiserver: the trail of what served when, with no write of its own."""
+"""status.history on the real apiserver, and `kubectl modeldeploy rollout status|history` reading it."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from modeldeploy_dev.sandbox.cluster import Sandbox, kubectl_binary
 from tests.conftest import Kubectl, get_json, model_deployment, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("operator")]
@@ -43,3 +48,34 @@ def test_versions_are_revisions_and_scaling_is_not(kubectl: Kubectl) -> None:
     wait_for(lambda: settled(kubectl, 3), timeout=90, what="generation 3 Ready")
     time.sleep(2)
     assert history(kubectl) == [(2, "2.0.0", "Promoted"), (1, "1.0.0", "Superseded")], "scaling is no revision"
+
+
+def plugin(sandbox: Sandbox, *args: str) -> subprocess.CompletedProcess[str]:
+    """`kubectl modeldeploy ...` as a user runs it: kubectl finds the plugin on the PATH (flags after its name)."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    env["KUBECONFIG"] = str(sandbox.kubeconfig)
+    return subprocess.run(
+        [kubectl_binary(), "modeldeploy", *args], capture_output=True, text=True, timeout=120, env=env
+    )
+
+
+def test_kubectl_modeldeploy_rollout_status_and_history(sandbox: Sandbox, kubectl: Kubectl, namespace: str) -> None:
+    kubectl("apply", "-f", "-", input=json.dumps(model_deployment()))
+    waited = plugin(sandbox, "rollout", "status", "iris", "-n", namespace, "--wait", "--timeout", "90")
+    assert waited.returncode == 0, waited.stderr + waited.stdout
+    assert "modeldeployment 'iris' successfully rolled out: revision 1, version 1.0.0 on 2/2 replicas" in waited.stdout
+
+    listed = plugin(sandbox, "rollout", "history", "iris", "-n", namespace)
+    assert listed.returncode == 0, listed.stderr
+    header, row = listed.stdout.splitlines()
+    assert header.split()[:3] == ["REVISION", "VERSION", "OUTCOME"]
+    assert row.split()[:3] == ["1", "1.0.0", "Promoted"]
+
+    bad = {"spec": {"model": {"format": "no-such-format"}, "runtime": {"image": None}}}
+    kubectl("patch", "md", "iris", "--type=merge", "-p", json.dumps(bad))
+    stalled = plugin(sandbox, "rollout", "status", "iris", "-n", namespace, "--wait", "--timeout", "90")
+    assert stalled.returncode == 1
+    assert "is stalled (NoRuntime)" in stalled.stdout, stalled.stdout
+    missing = plugin(sandbox, "rollout", "status", "nothing-here", "-n", namespace)
+    assert missing.returncode == 1
+    assert 'modeldeployment "nothing-here" not found' in missing.stderr

@@ -89,6 +89,7 @@ def test_the_wheel_holds_no_development_tooling_and_no_go_code(wheel: Wheel) -> 
     with zipfile.ZipFile(wheel.path) as archive:
         scripts = archive.read(entry_points).decode()
     assert "modeldeploy = modeldeploy.cli:main" in scripts
+    assert "kubectl-modeldeploy = modeldeploy.cli:main" in scripts  # the kubectl plugin
     assert "modeldeploy-dev" not in scripts
     assert "modeldeploy_dev" not in scripts
 
@@ -131,4 +132,4 @@ def test_the_installed_wheels_command_line_offers_no_sandbox_or_demo(wheel: Whee
         result = _python(wheel.site, code, command, "up", isolated=False)
         assert result.stdout.strip() == str(wheel.site / "modeldeploy" / "cli.py")
         assert result.returncode == 2
-        assert f"invalid choice: '{command}' (choose from 'run', 'fetch')" in result.stderr
+        assert f"invalid choice: '{command}' (choose from 'run', 'fetch', 'rollout')" in result.stderr

@@ -1,0 +1,111 @@
+"""`modeldeploy rollout status|history`: what a person reads, for each state of the object."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from modeldeploy.cli import build_parser
+from modeldeploy.cli_rollout import DONE, NOT_DONE, history_table, rollout_status
+
+Obj = dict[str, Any]
+ROLLING = "rolling out: 1/3 replicas updated"
+NO_RUNTIME = "no runtime selects model.format 'onnx'"
+
+
+def md(generation: int = 2, observed: int | None = 2, **conditions: tuple[str, str, str]) -> Obj:
+    status: Obj = {
+        "replicas": 3,
+        "readyReplicas": 3,
+        "conditions": [{"type": t, "status": s, "reason": r, "message": m} for t, (s, r, m) in conditions.items()],
+        "history": [{"revision": 4, "version": "2.0.0", "outcome": "Promoted"}],
+    }
+    if observed is not None:
+        status["observedGeneration"] = observed
+    return {
+        "metadata": {"name": "iris", "generation": generation},
+        "spec": {"model": {"version": "2.0.0"}},
+        "status": status,
+    }
+
+
+@pytest.mark.parametrize(
+    ("obj", "code", "text", "worth_waiting"),
+    [
+        (
+            md(Ready=("True", "Ready", "ok")),
+            DONE,
+            "modeldeployment 'iris' successfully rolled out: revision 4, version 2.0.0 on 3/3 replicas",
+            False,
+        ),
+        (
+            md(observed=1, Ready=("True", "Ready", "ok")),
+            NOT_DONE,
+            "waiting for the operator to observe generation 2 of modeldeployment 'iris'",
+            True,
+        ),
+        (
+            md(
+                Ready=("False", "RollingOut", "x"),
+                Reconciling=("True", "RollingOut", "rolling out: 1/3 replicas updated"),
+            ),
+            NOT_DONE,
+            "waiting for modeldeployment 'iris' (revision 4, version 2.0.0): rolling out: 1/3 replicas updated",
+            True,
+        ),
+        (
+            md(
+                Ready=("False", "Stalled", "x"), Stalled=("True", "NoRuntime", "no runtime selects model.format 'onnx'")
+            ),
+            NOT_DONE,
+            "modeldeployment 'iris' is stalled (NoRuntime): no runtime selects model.format 'onnx'",
+            False,
+        ),
+    ],
+    ids=["rolled-out", "not-observed", "rolling", "stalled"],
+)
+def test_rollout_status(obj: Obj, code: int, text: str, worth_waiting: bool) -> None:
+    assert rollout_status(obj) == (code, text, worth_waiting)
+
+
+def test_history_is_a_table_newest_first() -> None:
+    obj = md()
+    obj["status"]["history"] = [
+        {"revision": 2, "version": "2.0.0", "outcome": "Promoted", "image": "i:2", "started": "T2", "served": "T3"},
+        {
+            "revision": 1,
+            "version": "1.0.0",
+            "outcome": "Superseded",
+            "runtime": "mlserver-sklearn",
+            "image": "i:1",
+            "started": "T0",
+            "served": "T1",
+            "finished": "T2",
+            "reason": "replaced by revision 2",
+        },
+    ]
+    lines = history_table(obj).splitlines()
+    assert lines[0].split() == [
+        "REVISION",
+        "VERSION",
+        "OUTCOME",
+        "RUNTIME",
+        "IMAGE",
+        "STARTED",
+        "SERVED",
+        "FINISHED",
+        "REASON",
+    ]
+    assert lines[1].split() == ["2", "2.0.0", "Promoted", "-", "i:2", "T2", "T3", "-", "-"]
+    assert lines[2].split()[:8] == ["1", "1.0.0", "Superseded", "mlserver-sklearn", "i:1", "T0", "T1", "T2"]
+    assert lines[2].endswith("replaced by revision 2")
+    assert "no revisions yet" in history_table({"metadata": {"name": "iris"}, "status": {}})
+
+
+def test_the_command_line_takes_kubectls_flags() -> None:
+    args = build_parser(setting_flags=False).parse_args(
+        ["rollout", "status", "iris", "-n", "team", "--wait", "--timeout", "30", "--kubeconfig", "k", "--context", "c"]
+    )
+    assert (args.action, args.name, args.namespace, args.wait, args.timeout) == ("status", "iris", "team", True, 30.0)
+    assert (args.kubeconfig, args.context) == ("k", "c")
