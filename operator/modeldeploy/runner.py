@@ -128,15 +128,25 @@ async def serve(settings: OperatorSettings, *, stop_flag: asyncio.Event | None =
     return elector is None or not elector.lost.is_set()
 
 
+VERSION_ATTEMPTS = 10
+
+
 async def _image_volumes(api: kubeapi.KubeClient, settings: OperatorSettings) -> bool:
     """Whether oci:// models get image volumes: the setting, or with `auto` the apiserver's version."""
     if settings.image_volumes != "auto":
         return settings.image_volumes == "on"
-    try:
-        version = await api.server_version()
-    except (kubeapi.ApiError, httpx.HTTPError, ValueError) as error:
-        log.warning("could not read the apiserver's version (%s); oci:// models are copied, not mounted", error)
-        return False
+    # Read it patiently: falling back on a passing error would switch every oci:// model's pods
+    # to the copy and back on the next start, each switch a rollout.
+    for attempt in range(VERSION_ATTEMPTS):
+        try:
+            version = await api.server_version()
+            break
+        except (kubeapi.ApiError, httpx.HTTPError, ValueError) as error:
+            if attempt == VERSION_ATTEMPTS - 1:
+                raise RuntimeError(
+                    f"could not read the apiserver's /version to choose how oci:// models mount: {error}"
+                ) from None
+            await asyncio.sleep(2.0)
     found = image_volumes_by_default(version)
     log.info(
         "apiserver %s: oci:// models %s",

@@ -191,3 +191,35 @@ def test_stored_objects_keep_only_the_operators_own_managed_fields() -> None:
     cache.apply_event("ADDED", pod)
     assert deployment["metadata"]["managedFields"] == [ours]
     assert "managedFields" not in pod["metadata"]
+
+
+class RefusingApi(ScriptedApi):
+    """Lists of the kind are refused as the apiserver refuses an unknown or forbidden resource."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__([[]], [])
+        self.status = status
+
+    async def list(self, kind: kubeapi.Kind, namespace: str | None, label_selector: str | None = None) -> Obj:
+        self.list_calls += 1
+        raise kubeapi.ApiError(self.status, "NotFound" if self.status == 404 else "Forbidden", "refused")
+
+
+@pytest.mark.parametrize("status", [403, 404])
+async def test_an_optional_kind_refused_counts_as_synced_and_empty(status: int) -> None:
+    """The runtime CRDs not installed, or RBAC bound by hand without them: every model still reconciles."""
+    api = RefusingApi(status)
+    informer = Informer(api, kubeapi.CLUSTER_MODEL_RUNTIME, ObjectCache(), lambda *_: None, optional=True)  # type: ignore[arg-type]
+    informer.start()
+    await asyncio.wait_for(informer.synced.wait(), TIMEOUT)
+    assert informer.failing_for(10**9) == 0.0, "not a failure liveness should count"
+    assert len(informer.cache) == 0
+    await informer.stop()
+
+
+async def test_a_required_kind_refused_never_counts_as_synced() -> None:
+    informer = Informer(RefusingApi(404), kubeapi.MODEL_DEPLOYMENT, ObjectCache(), lambda *_: None)  # type: ignore[arg-type]
+    informer.start()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(informer.synced.wait(), 0.3)
+    await informer.stop()

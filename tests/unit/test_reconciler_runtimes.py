@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from modeldeploy import kubeapi
+from modeldeploy.controller.cache import key_of
 from modeldeploy.controller.reconciler import Reconciler
 from modeldeploy.controller.runtimes import RuntimeCatalog
 from modeldeploy.controller.state import ControllerState
@@ -44,10 +45,13 @@ class RuntimeWorld(World):
             (kubeapi.CLUSTER_MODEL_RUNTIME, catalog.cluster, None, "ClusterModelRuntime"),
         ):
             listed = (await self.api.list(kind, namespace))["items"]
+            before = {key: cache.get(key) for key in cache.known_keys()}
             for obj in cache.replace(listed, namespace=namespace, since=cache.mark()):
                 catalog.changed(name, "DELETED", obj)  # type: ignore[arg-type]
-            for obj in listed:
-                catalog.changed(name, "LISTED", obj)  # type: ignore[arg-type]
+            for obj in listed:  # as a watch reports: only what is new or changed
+                held = before.get(key_of(obj))
+                if held is None or held["metadata"].get("resourceVersion") != obj["metadata"].get("resourceVersion"):
+                    catalog.changed(name, "LISTED", obj)  # type: ignore[arg-type]
 
     async def runtime(self, body: Obj) -> None:
         await self.api.create(kubeapi.CLUSTER_MODEL_RUNTIME, "", body)
@@ -147,3 +151,40 @@ async def test_an_image_of_its_own_needs_no_runtime_and_ignores_them(world: Runt
     await world.runtime(cluster_runtime("mlserver-sklearn", "registry.invalid/mlserver:1", "sklearn"))
     await world.reconcile()
     assert world.api.writes() == []
+
+
+async def test_a_fixed_runtime_releases_a_stalled_models_backoff(world: RuntimeWorld) -> None:
+    """An apply the apiserver refuses holds the generation back; fixing the runtime is a change like a new spec."""
+    await world.runtime(cluster_runtime("mlserver-sklearn", "registry.invalid/mlserver:1", "sklearn"))
+    await world.create(**SELECTED)
+    refusals = 0
+    real_apply = world.api.apply
+
+    async def refusing(obj: Obj, **kwargs: Any) -> Obj:
+        nonlocal refusals
+        if obj["kind"] == "Deployment" and "bad" in image_of(obj):
+            refusals += 1
+            raise kubeapi.ApiError(422, "Invalid", "spec.template.spec.containers[0].image: Invalid value")
+        return await real_apply(obj, **kwargs)
+
+    world.api.apply = refusing  # type: ignore[method-assign]
+
+    def bad(obj: Obj) -> None:
+        obj["spec"]["image"] = "registry.invalid/bad:1"
+
+    await world.api.edit(kubeapi.CLUSTER_MODEL_RUNTIME, "", "mlserver-sklearn", bad, "kubectl-edit")
+    await world.reconcile()  # a 422 repeats by nature: Stalled at once, held back 5 s
+    assert (await world.condition("Stalled"))["reason"] == "ApplyRejected"
+    world.clock.now += 1
+    await world.reconcile()
+    tries = refusals
+    assert tries == 1, "held: the same spec and runtimes fail the same way"
+
+    def fixed(obj: Obj) -> None:
+        obj["spec"]["image"] = "registry.invalid/mlserver:2"
+
+    await world.api.edit(kubeapi.CLUSTER_MODEL_RUNTIME, "", "mlserver-sklearn", fixed, "kubectl-edit")
+    world.clock.now += 1  # far inside the backoff
+    await world.reconcile()
+    assert refusals == tries
+    assert image_of(await world.child(kubeapi.DEPLOYMENT)) == "registry.invalid/mlserver:2"

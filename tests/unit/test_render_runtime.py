@@ -270,3 +270,13 @@ def test_the_resolved_container_is_what_the_deployment_runs() -> None:
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"http": 8080, "metrics": 8082}
     assert {"name": "EXTRA", "value": "1"} in container["env"]
     assert {"name": "MODEL_FORMAT", "value": "sklearn"} in container["env"]
+
+
+def test_the_old_stored_defaults_beside_a_name_are_no_overrides() -> None:
+    """Objects stored before runtimes carry port 8080, protocol v2, metrics {path: /metrics}; a name keeps them."""
+    openai = runtime("vllm", "huggingface", protocol="openai", port=8000, metrics={"port": 8001})
+    stale = {"name": "vllm", "port": 8080, "protocol": "v2", "metrics": {"path": "/metrics"}}
+    server = resolve(spec(stale), [openai]).server
+    assert (server.protocol, server.port, server.metrics.port) == ("openai", 8000, 8001)
+    meant = resolve(spec({"name": "vllm", "port": 9000}), [openai]).server
+    assert meant.port == 9000, "any other value is an override"

@@ -117,3 +117,21 @@ def test_no_model_section_without_a_report_for_this_uri(pods: list[dict[str, Any
 def test_the_model_section_reaches_the_written_status() -> None:
     status = compute_status(observation(model=model_status(URI, [fetched("iris-a", REPORT)])), now=NOW)
     assert status["model"] == {"uri": URI, "sha256": DIGEST, "files": 1, "fetchedReplicas": 1}
+
+
+NO_MODELS = "cp: can't stat '/models': No such file or directory"
+
+
+def test_a_failing_modelcar_copy_is_reported_like_a_failing_fetch() -> None:
+    failing = pod()
+    failing["status"]["initContainerStatuses"].append(
+        {
+            "name": "copy-model",
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {
+                "terminated": {"exitCode": 1, "message": "cp: can't stat '/models': No such file or directory"}
+            },
+        }
+    )
+    assert fetch_failure(failing) == NO_MODELS
+    assert fetch_failure(slim_pod(failing)) == fetch_failure(failing)

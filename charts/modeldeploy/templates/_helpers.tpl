@@ -133,6 +133,6 @@ rbac.scope=cluster, in a ClusterRole of its own with rbac.scope=namespaced.
 The shipped runtimes are hooks (see templates/runtimes.yaml).
 */}}
 {{- define "modeldeploy.runtimeHook" -}}
-helm.sh/hook: post-install,post-upgrade
+helm.sh/hook: post-install,post-upgrade,post-rollback
 helm.sh/hook-delete-policy: before-hook-creation
 {{- end }}

@@ -48,7 +48,12 @@ class Informer:
         namespace: str | None = None,
         label_selector: str | None = None,
         watch_timeout: int = 300,
+        optional: bool = False,
     ) -> None:
+        """`optional`: a kind the controller can work without (the runtimes): while its list is
+        refused as unknown (404, the CRD not installed) or forbidden (403, RBAC bound by hand
+        without it), the informer counts as synced and empty and keeps retrying, instead of
+        holding every reconcile back and failing liveness."""
         self.api = api
         self.kind = kind
         self.cache = cache
@@ -56,6 +61,7 @@ class Informer:
         self.namespace = namespace
         self.label_selector = label_selector
         self.watch_timeout = watch_timeout
+        self.optional = optional
         self.synced = asyncio.Event()
         self.lists = 0
         self.backoff = FIRST_BACKOFF
@@ -92,6 +98,13 @@ class Informer:
             except kubeapi.ApiError as error:
                 if error.status == 410:
                     self.version = None  # too old: the only way back is a fresh list
+                    continue
+                if self.optional and error.status in (403, 404):
+                    if not self.synced.is_set():
+                        log.warning("%s: %s; working without them, retrying", self._what(), error)
+                    self.synced.set()
+                    self.failing_since = None
+                    await asyncio.sleep(MAX_BACKOFF)
                     continue
                 self.last_error = str(error)
                 log.warning("%s: %s; retrying in %.0fs", self._what(), error, self.backoff)

@@ -72,7 +72,13 @@ class Controller:
         informers = []
         if self.settings.cluster_runtimes:
             informers.append(
-                Informer(self.api, kubeapi.CLUSTER_MODEL_RUNTIME, state.runtimes.cluster, self.on_cluster_runtime_event)
+                Informer(
+                    self.api,
+                    kubeapi.CLUSTER_MODEL_RUNTIME,
+                    state.runtimes.cluster,
+                    self.on_cluster_runtime_event,
+                    optional=True,
+                )
             )
         for namespace in namespaces:
             informers.append(
@@ -82,6 +88,7 @@ class Controller:
                     state.runtimes.namespaced,
                     self.on_namespaced_runtime_event,
                     namespace=namespace,
+                    optional=True,
                 )
             )
             informers.append(
@@ -130,7 +137,11 @@ class Controller:
         is over (see controller/runtimes.py).
         """
         self.state.runtimes.changed(kind, event_type, obj)
-        unchanged = previous is not None and obj["metadata"].get("generation") == previous["metadata"].get("generation")
+        old, new = (previous or {}).get("metadata") or {}, obj["metadata"]
+        unchanged = previous is not None and (old.get("generation"), old.get("uid")) == (
+            new.get("generation"),
+            new.get("uid"),
+        )
         if event_type in ("MODIFIED", "LISTED") and unchanged:
             return  # labels or annotations, or a list finding it as it was: nothing a model is served by
         namespace = obj["metadata"].get("namespace") if kind == "ModelRuntime" else None

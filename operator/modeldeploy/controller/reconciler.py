@@ -134,7 +134,8 @@ class Reconciler:
         self._failures: dict[Key, Failure] = {}
         # A Stalled object's generation, the monotonic time of its next attempt, and its problem:
         # resyncs and pod events must not turn the backoff back into an apply every few seconds.
-        self._holds: dict[Key, tuple[int, float, status_compute.Problem]] = {}
+        # Held with the runtimes' epoch too: a fixed runtime is a change a person made, like a new generation.
+        self._holds: dict[Key, tuple[int, int, float, status_compute.Problem]] = {}
         self._status_written_at: dict[Key, float] = {}  # monotonic time of each object's last status write
         self._settled: dict[Key, tuple[Any, ...]] = {}  # what an object's last no-op reconcile was computed from
 
@@ -335,10 +336,12 @@ class Reconciler:
     def _held(self, key: Key, body: Obj, outcome: Outcome) -> bool:
         """Whether a Stalled generation is still waiting out its backoff (the same spec fails the same way)."""
         hold = self._holds.get(key)
-        if hold is None or hold[0] != body["metadata"].get("generation") or self._clock() >= hold[1]:
+        if hold is None or (hold[0], hold[1]) != (body["metadata"].get("generation"), self.state.runtimes.epoch()):
             return False
-        outcome.problem = hold[2]
-        outcome.retry_in = hold[1] - self._clock()
+        if self._clock() >= hold[2]:
+            return False
+        outcome.problem = hold[3]
+        outcome.retry_in = hold[2] - self._clock()
         return True
 
     def _api_failure(self, key: Key, generation: int, error: kubeapi.ApiError, outcome: Outcome) -> bool:
@@ -357,7 +360,7 @@ class Reconciler:
         reason = "Forbidden" if error.status == 403 else "ApplyRejected"
         outcome.problem = status_compute.Problem(reason, error.message)
         outcome.retry_in = stalled_retry_in(failure)
-        self._holds[key] = (generation, self._clock() + outcome.retry_in, outcome.problem)
+        self._holds[key] = (generation, self.state.runtimes.epoch(), self._clock() + outcome.retry_in, outcome.problem)
         return False
 
     async def _check_pull_secrets(self, owner: Owner, spec: ModelDeploymentSpec) -> None:
@@ -427,7 +430,8 @@ class Reconciler:
             problem=problem,
             deployment=self.state.deployments.get((owner.namespace, name)),
             selector=lbl.selector_string(lbl.selector_labels(name)),
-            url=service_url(owner, resolved.server) if resolved is not None else None,
+            # unresolved (no runtime now): the Service is still there, and so is its address
+            url=service_url(owner, resolved.server) if resolved is not None else (body.get("status") or {}).get("url"),
             health=self._current_health(key, name),
             data_drift=self.state.data_drift.get(key),
             config_drift=record,

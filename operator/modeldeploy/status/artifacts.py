@@ -13,7 +13,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from modeldeploy.api.v1alpha1 import ModelStatus, RuntimeReference
-from modeldeploy.storage.location import FETCH_CONTAINER
+from modeldeploy.storage.location import COPY_CONTAINER, FETCH_CONTAINER
+
+_MODEL_CONTAINERS = (FETCH_CONTAINER, COPY_CONTAINER)  # the init containers that bring the model
 
 MAX_REASON = 4096  # what the kubelet keeps of a termination message
 
@@ -32,9 +34,9 @@ def _failed(terminated: Mapping[str, Any] | None) -> str | None:
 
 
 def fetch_failure(pod: Mapping[str, Any]) -> str | None:
-    """The fetch container's reason while its last run failed; None once it succeeded (or never ran)."""
+    """The fetch (or modelcar copy) container's reason while its last run failed; None once it succeeded."""
     for container in (pod.get("status") or {}).get("initContainerStatuses") or []:
-        if container.get("name") != FETCH_CONTAINER:
+        if container.get("name") not in _MODEL_CONTAINERS:
             continue
         state = container.get("state") or {}
         if state.get("terminated"):
@@ -100,9 +102,9 @@ def slim_fetch_status(status: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The fetch container's status reduced to what `fetch_failure` reads (the pod cache keeps only this)."""
     kept = []
     for container in status.get("initContainerStatuses") or []:
-        if container.get("name") != FETCH_CONTAINER:
+        if container.get("name") not in _MODEL_CONTAINERS:
             continue
-        entry: dict[str, Any] = {"name": FETCH_CONTAINER}
+        entry: dict[str, Any] = {"name": container["name"]}
         for key in ("state", "lastState"):
             terminated = (container.get(key) or {}).get("terminated")
             if terminated:

@@ -79,7 +79,8 @@ def fetch(
         raise FetchFailed(f"{uri}: nothing to fetch ({location.kind}: the pod mounts or holds it)")
     download: Callable[[str, Path, _Meter], str]
     if store is None and uri.startswith(("http://", "https://")):
-        objects = [("", PurePosixPath(unquote(urlsplit(uri).path)).name, 0)]  # the size comes with the answer
+        name = PurePosixPath(unquote(urlsplit(uri).path)).name or "model"  # a URL may end in "/"
+        objects = [("", name, 0)]  # the size comes with the answer
         download = lambda _, target, meter: _download_web(uri, target, meter)  # noqa: E731
     else:
         chosen = store if store is not None else _store(uri)
@@ -191,14 +192,16 @@ def _download_web(uri: str, target: Path, meter: _Meter) -> str:
     """One GET, redirects followed; proxies and CA bundles from the environment (HTTPS_PROXY, SSL_CERT_FILE)."""
     digest = hashlib.sha256()
     try:
-        with httpx.stream("GET", uri, follow_redirects=True, timeout=WEB_TIMEOUT) as response:
+        # the bytes as stored: an object kept gzip-encoded must hash as it was checksummed
+        headers = {"Accept-Encoding": "identity"}
+        with httpx.stream("GET", uri, headers=headers, follow_redirects=True, timeout=WEB_TIMEOUT) as response:
             if response.status_code == 404:
                 raise FetchFailed(f"{uri}: not found")
             if response.status_code >= 400:
                 raise FetchFailed(f"{uri}: HTTP {response.status_code} {response.reason_phrase}")
             meter.total += int(response.headers.get("content-length") or 0)
             with open(target, "wb") as out:
-                for chunk in response.iter_bytes(CHUNK):
+                for chunk in response.iter_raw(CHUNK):
                     out.write(chunk)
                     digest.update(chunk)
                     meter.add(len(chunk))

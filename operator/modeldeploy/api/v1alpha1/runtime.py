@@ -321,6 +321,9 @@ class ModelRuntimeSpec(ServerSpec):
     )
 
 
+_OLD_DEFAULTS: dict[str, object] = {"port": 8080, "protocol": "v2"}
+"""What the apiserver filled into spec.runtime before runtimes existed (the metrics default aside)."""
+
 # A named or selected runtime takes the fields written in spec.runtime as overrides, so those
 # fields must reach the operator only when a person wrote them: no schema defaults below.
 RUNTIME_NAME_OR_IMAGE = CelRule(
@@ -371,5 +374,17 @@ class RuntimeSpec(_ServerFields):
         return self
 
     def overrides(self) -> set[str]:
-        """The fields a person wrote, which win over a runtime's (`name` is the reference, not one)."""
-        return set(self.model_fields_set) - {"name"}
+        """The fields a person wrote, which win over a runtime's (`name` is the reference, not one).
+
+        Objects stored before runtimes existed carry the apiserver's old defaults (port 8080,
+        protocol v2, metrics {path: /metrics}); an apply that swaps their image for a name keeps
+        them, so those exact values are read as not written: a runtime's own port, protocol and
+        metrics stay. To force one of those values onto a runtime, give the runtime it instead.
+        """
+        written = set(self.model_fields_set) - {"name"}
+        stale_defaults = {
+            "port": self.port == _OLD_DEFAULTS["port"],
+            "protocol": self.protocol == _OLD_DEFAULTS["protocol"],
+            "metrics": self.metrics == MetricsEndpoint(),
+        }
+        return {field for field in written if not stale_defaults.get(field, False)}
