@@ -44,7 +44,10 @@ def crds_to_delete(admin_kubectl: Kubectl) -> Iterator[list[str]]:
 
 
 @pytest.fixture
-def install(sandbox: Sandbox, namespace: str, releases: list[tuple[str, str]]) -> Install:
+def install(sandbox: Sandbox, namespace: str, releases: list[tuple[str, str]], crd: Path) -> Install:
+    """`helm install|upgrade` into the sandbox, whose CRDs are installed (`crd`): the chart's runtime
+    hooks need the ClusterModelRuntime kind, also with crd.install=false."""
+
     def run(*values: str, chart: Path = CHART_DIR, release: str | None = None, action: str = "install") -> str:
         name = release or unique("rel")
         if action == "install":
@@ -71,8 +74,9 @@ def _apply_dry_run(sandbox: Sandbox, rendered: str) -> str:
 
 @pytest.mark.parametrize("mode", ["cluster", "namespaced"])
 def test_rendered_chart_passes_server_side_dry_run(
-    sandbox: Sandbox, namespace: str, admin_kubectl: Kubectl, mode: str
+    sandbox: Sandbox, namespace: str, admin_kubectl: Kubectl, mode: str, crd: Path
 ) -> None:
+    """`crd`: a dry run creates nothing, so the chart's ClusterModelRuntimes need their CRD there already."""
     values = ["--set", "verifyImagePullSecrets=true"]
     if mode == "namespaced":
         other = unique("t-chart-watched")
