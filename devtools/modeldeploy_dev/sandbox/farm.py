@@ -66,16 +66,23 @@ class ServedPod:
     version: str
 
 
+def placed(pod: Obj) -> bool:
+    """Running at a loopback address, not going away, not handed to another server: the farm's to serve."""
+    metadata, status = pod.get("metadata", {}), pod.get("status", {})
+    if metadata.get("deletionTimestamp") or status.get("phase") != "Running":
+        return False
+    if metadata.get("annotations", {}).get(SERVE_ANNOTATION) == "false":
+        return False
+    ip = status.get("podIP")
+    return bool(ip) and ipaddress.ip_address(ip) in LOOPBACK
+
+
 def desired_replica(pod: Obj) -> tuple[ServedPod, str] | None:
     """(what to serve, fault) for a pod, or None when the pod should not be served."""
-    metadata, spec, status = pod.get("metadata", {}), pod.get("spec", {}), pod.get("status", {})
-    if metadata.get("deletionTimestamp") or status.get("phase") != "Running":
+    if not placed(pod):
         return None
-    if metadata.get("annotations", {}).get(SERVE_ANNOTATION) == "false":
-        return None
-    ip = status.get("podIP")
-    if not ip or ipaddress.ip_address(ip) not in LOOPBACK:
-        return None
+    metadata, spec = pod.get("metadata", {}), pod.get("spec", {})
+    ip = pod["status"]["podIP"]
     for container in spec.get("containers", []):
         env = {e.get("name"): e.get("value") for e in container.get("env", []) if "value" in e}
         ports = [p for p in container.get("ports", []) if p.get("name") == "http"] or container.get("ports", [])
@@ -86,17 +93,6 @@ def desired_replica(pod: Obj) -> tuple[ServedPod, str] | None:
             fault = str(metadata.get("annotations", {}).get(FAULT_ANNOTATION, "ok")) or "ok"
             return served, fault
     return None
-
-
-def placed(pod: Obj) -> bool:
-    """Running at a loopback address, not going away, not handed to another server: the farm's to serve."""
-    metadata, status = pod.get("metadata", {}), pod.get("status", {})
-    if metadata.get("deletionTimestamp") or status.get("phase") != "Running":
-        return False
-    if metadata.get("annotations", {}).get(SERVE_ANNOTATION) == "false":
-        return False
-    ip = status.get("podIP")
-    return bool(ip) and ipaddress.ip_address(ip) in LOOPBACK
 
 
 class Farm:
