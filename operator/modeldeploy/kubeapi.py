@@ -51,6 +51,7 @@ class Kind:
 
 
 DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
+REPLICA_SET = Kind("apps/v1", "ReplicaSet", "replicasets")
 SERVICE = Kind("v1", "Service", "services")
 HPA = Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
 POD = Kind("v1", "Pod", "pods")

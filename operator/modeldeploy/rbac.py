@@ -21,7 +21,18 @@ class Permission:
 PERMISSIONS: tuple[Permission, ...] = (
     Permission("modeldeploy.io", "modeldeployments", ("get", "list", "watch"), "watch the resources we serve"),
     Permission("modeldeploy.io", "modeldeployments/status", ("patch",), "write status through the subresource"),
-    Permission("apps", "deployments", ("get", "list", "watch", "create", "patch"), "own the model Deployment (SSA)"),
+    Permission(
+        "apps",
+        "deployments",
+        ("get", "list", "watch", "create", "patch", "delete"),
+        "own the model Deployment (SSA), and a canary's, deleted when the canary ends",
+    ),
+    Permission(
+        "apps",
+        "replicasets",
+        ("list",),
+        "rollout.autoRollback: read the pod template that last served from the Deployment's previous ReplicaSet",
+    ),
     Permission("", "services", ("get", "list", "watch", "create", "patch"), "own the model Service (SSA)"),
     Permission(
         "autoscaling",

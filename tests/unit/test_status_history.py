@@ -28,16 +28,28 @@ def test_the_first_revision_progresses_then_is_promoted_once_ready() -> None:
     assert next_history(promoted, V1, served=False, now=T2) == promoted, "a replica down later: still promoted"
 
 
-def test_a_new_version_supersedes_the_served_one() -> None:
+def test_a_new_version_supersedes_the_served_one_once_it_serves() -> None:
     served = next_history(next_history([], V1, served=False, now=T0), V1, served=True, now=T1)
     rolled = next_history(served, V2, served=False, now=T2)
-    assert brief(rolled) == [(2, "2.0.0", "Progressing"), (1, "1.0.0", "Superseded")]
-    assert rolled[1].reason == "replaced by revision 2"
-    assert rolled[1].finished is not None
-    assert brief(next_history(rolled, V2, served=True, now=T3)) == [
-        (2, "2.0.0", "Promoted"),
-        (1, "1.0.0", "Superseded"),
-    ]
+    assert brief(rolled) == [(2, "2.0.0", "Progressing"), (1, "1.0.0", "Promoted")], "1 serves until 2 does"
+    assert rolled[1].finished is None
+    promoted = next_history(rolled, V2, served=True, now=T3)
+    assert brief(promoted) == [(2, "2.0.0", "Promoted"), (1, "1.0.0", "Superseded")]
+    assert promoted[1].reason == "replaced by revision 2"
+    assert promoted[1].finished is not None and promoted[1].finished.isoformat() == "2026-01-01T00:03:00+00:00"
+
+
+def test_a_rolled_back_revision_ends_and_the_served_one_keeps_serving() -> None:
+    served = next_history(next_history([], V1, served=False, now=T0), V1, served=True, now=T1)
+    canary = next_history(served, V2, served=False, now=T2)
+    rolled_back = next_history(canary, V2, served=False, now=T3, rolled_back="errorRate: 30% of 100 requests")
+    assert brief(rolled_back) == [(2, "2.0.0", "RolledBack"), (1, "1.0.0", "Promoted")]
+    assert rolled_back[0].reason == "errorRate: 30% of 100 requests" and rolled_back[0].finished is not None
+    assert rolled_back[1].finished is None, "revision 1 still serves"
+    held = next_history(rolled_back, V2, served=False, now=T3, rolled_back="errorRate: 30% of 100 requests")
+    assert held == rolled_back, "the rollback holding writes nothing new"
+    retried = next_history(rolled_back, V2, served=False, now=T3)
+    assert brief(retried) == [(3, "2.0.0", "Progressing"), (2, "2.0.0", "RolledBack"), (1, "1.0.0", "Promoted")]
 
 
 def test_a_revision_replaced_before_it_served_says_so() -> None:
@@ -72,7 +84,8 @@ def test_a_returning_version_is_a_new_revision() -> None:
     history = next_history([], V1, served=True, now=T0)
     history = next_history(history, V2, served=True, now=T1)
     history = next_history(history, V1, served=False, now=T2)
-    assert brief(history) == [(3, "1.0.0", "Progressing"), (2, "2.0.0", "Superseded"), (1, "1.0.0", "Superseded")]
+    assert brief(history) == [(3, "1.0.0", "Progressing"), (2, "2.0.0", "Promoted"), (1, "1.0.0", "Superseded")]
+    assert history[1].finished is None, "2 serves until 3 does"
 
 
 def test_reading_drops_what_does_not_read_and_keeps_the_rest() -> None:

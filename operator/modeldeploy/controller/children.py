@@ -8,15 +8,24 @@ render function, added to `CHILDREN`, and a test beside it; nothing else changes
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from modeldeploy import kubeapi
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec, ServerSpec
 from modeldeploy.controller.cache import ObjectCache, controller_uid
 from modeldeploy.controller.state import ControllerState
 from modeldeploy.render import labels as lbl
-from modeldeploy.render.children import Owner, render_deployment, render_hpa, render_service
+from modeldeploy.render.children import (
+    CANARY_SUFFIX,
+    Owner,
+    render_canary,
+    render_deployment,
+    render_hpa,
+    render_service,
+    with_hash,
+)
 from modeldeploy.render.compare import contains
 from modeldeploy.render.model import Platform
 from modeldeploy.render.names import child_name
@@ -46,6 +55,19 @@ class Report:
 
 
 @dataclass(frozen=True)
+class Track:
+    """What the rollout decided for the Deployments in this reconcile (rollout/canary.py).
+
+    `stable`: apply the spec's template to the stable Deployment, hold it as it is (a canary
+    runs, or a rollback holds), or revert it to `revert_to`, the pod template that last served.
+    """
+
+    stable: Literal["apply", "hold", "revert"] = "apply"
+    canary_replicas: int | None = None
+    revert_to: Obj | None = None
+
+
+@dataclass(frozen=True)
 class Plan:
     """One child's desired state against the cache: `stale` when an apply is due."""
 
@@ -69,7 +91,9 @@ class Child:
     def cache(self, state: ControllerState) -> ObjectCache:
         return state.cache_for(self.kind.kind)
 
-    def plan(self, state: ControllerState, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec) -> Plan:
+    def plan(
+        self, state: ControllerState, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, track: Track
+    ) -> Plan:
         """The cache holds every object carrying our label, so a miss means absent or foreign:
         the first apply tells which (see `_create`), and a new ModelDeployment costs no GET.
         """
@@ -134,6 +158,20 @@ class DeploymentChild(Child):
     def render(self, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, platform: Platform) -> Obj:
         return render_deployment(owner, spec, platform, server)
 
+    def plan(
+        self, state: ControllerState, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, track: Track
+    ) -> Plan:
+        """The stable Deployment: held while a canary runs or a rollback holds, so it keeps serving what it served."""
+        plan = super().plan(state, owner, spec, server, track)
+        if plan.live is None or track.stable == "apply":
+            return plan
+        if track.stable == "revert" and track.revert_to is not None and plan.desired is not None:
+            desired = copy.deepcopy(plan.desired)
+            desired["spec"]["template"] = copy.deepcopy(track.revert_to)
+            desired["metadata"]["annotations"].pop(lbl.APPLIED_HASH, None)
+            return Plan(self, with_hash(desired), plan.live)
+        return Plan(self, None, plan.live)  # not stale, and a Deployment is never removed
+
     async def before_update(self, api: kubeapi.KubeApi, live: Obj, desired: Obj) -> None:
         """Stop owning spec.replicas without resetting it, so the HPA takes over smoothly.
 
@@ -169,18 +207,50 @@ class HpaChild(Child):
         return render_hpa(owner, spec)
 
     async def remove(self, api: kubeapi.KubeApi, state: ControllerState, plan: Plan, owner: Owner) -> Report:
-        """Delete the HPA autoscaling no longer asks for: ours only, and only the one we saw."""
-        live = plan.live
-        if live is None or controller_uid(live) != owner.uid:
-            return Report()
-        name = live["metadata"]["name"]
-        if not await api.delete(self.kind, owner.namespace, name, uid=live["metadata"]["uid"]):
-            return Report()
-        self.cache(state).apply_event("DELETED", live)
-        return Report(deleted=[f"HorizontalPodAutoscaler/{name}"])
+        """Delete the HPA autoscaling no longer asks for."""
+        return await _delete_owned(self, api, state, plan, owner)
 
 
-CHILDREN: tuple[Child, ...] = (DeploymentChild(), ServiceChild(), HpaChild())
+class CanaryChild(Child):
+    """The canary Deployment: present only while a canary runs (or a promotion completes)."""
+
+    kind = kubeapi.DEPLOYMENT
+
+    def plan(
+        self, state: ControllerState, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, track: Track
+    ) -> Plan:
+        live = self.cache(state).get((owner.namespace, child_name(owner.name) + CANARY_SUFFIX))
+        if live is not None and controller_uid(live) != owner.uid:
+            raise NameConflict(self.kind.kind, live["metadata"]["name"])
+        if track.canary_replicas is None:
+            return Plan(self, None, live)
+        stable = render_deployment(owner, spec, state.platform, server)
+        return Plan(self, render_canary(stable, track.canary_replicas), live)
+
+    async def converge(
+        self, api: kubeapi.KubeApi, state: ControllerState, plan: Plan, owner: Owner, *, converged_before: bool
+    ) -> Report:
+        # a canary appears when a rollout (or a retry) decides so, not only with a new generation
+        existed = converged_before and plan.live is not None
+        return await super().converge(api, state, plan, owner, converged_before=existed)
+
+    async def remove(self, api: kubeapi.KubeApi, state: ControllerState, plan: Plan, owner: Owner) -> Report:
+        return await _delete_owned(self, api, state, plan, owner)
+
+
+CHILDREN: tuple[Child, ...] = (DeploymentChild(), CanaryChild(), ServiceChild(), HpaChild())
+
+
+async def _delete_owned(child: Child, api: kubeapi.KubeApi, state: ControllerState, plan: Plan, owner: Owner) -> Report:
+    """Delete a child no longer asked for: ours only, and only the one we saw."""
+    live = plan.live
+    if live is None or controller_uid(live) != owner.uid:
+        return Report()
+    name = live["metadata"]["name"]
+    if not await api.delete(child.kind, owner.namespace, name, uid=live["metadata"]["uid"]):
+        return Report()
+    child.cache(state).apply_event("DELETED", live)
+    return Report(deleted=[f"{child.kind.kind}/{name}"])
 
 
 def _hash(obj: Obj) -> str | None:

@@ -8,6 +8,7 @@ differs, which is what makes an idle cluster and a periodic resync cost zero wri
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from pydantic import ValidationError
 from modeldeploy import kubeapi, metrics
 from modeldeploy.api.conditions import READY, STALLED
 from modeldeploy.api.v1alpha1 import ConfigDriftStatus, ModelDeploymentSpec, ServerSpec
-from modeldeploy.controller.cache import Key
+from modeldeploy.controller.cache import Key, controller_uid
 from modeldeploy.controller.children import CHILDREN, NameConflict, Report
 from modeldeploy.controller.events import EventRecorder
 from modeldeploy.controller.limits import (
@@ -32,11 +33,13 @@ from modeldeploy.controller.limits import (
     record_failure,
     stalled_retry_in,
 )
+from modeldeploy.controller.rollouts import decide_rollout, previous_rollout, track_of, version_of
 from modeldeploy.controller.state import ControllerState
 from modeldeploy.render import labels as lbl
 from modeldeploy.render.children import Owner, service_url
 from modeldeploy.render.names import child_name
 from modeldeploy.render.runtime import Resolved, RuntimeProblem
+from modeldeploy.rollout.canary import Decision
 from modeldeploy.status import compute as status_compute
 from modeldeploy.status.artifacts import fetch_failures, model_status
 from modeldeploy.status.conditions import find
@@ -45,6 +48,7 @@ from modeldeploy.status.history import Serving
 from modeldeploy.storage.location import InvalidLocation
 
 log = logging.getLogger("modeldeploy.reconciler")
+_RS_REVISION = "deployment.kubernetes.io/revision"
 TERMINATING_MEMORY_SECONDS = 60.0
 Obj = dict[str, Any]
 
@@ -104,6 +108,7 @@ class Outcome:
     throttled: bool = False
     retry_in: float | None = None
     body: Obj | None = None  # the owner as freshly read, when it was
+    rollout: Decision | None = None  # what the rollout decided (None: not reached, the status keeps its own)
 
     def add(self, report: Report) -> None:
         self.applied += report.applied
@@ -138,6 +143,7 @@ class Reconciler:
         self._holds: dict[Key, tuple[int, int, float, status_compute.Problem]] = {}
         self._status_written_at: dict[Key, float] = {}  # monotonic time of each object's last status write
         self._settled: dict[Key, tuple[Any, ...]] = {}  # what an object's last no-op reconcile was computed from
+        self._reverts: dict[Key, tuple[str, Obj]] = {}  # (rolled-back revision, the template reverted to)
 
     async def reconcile(self, key: Key) -> float | None:
         """Converge one ModelDeployment; returns when to look again, if before the next event."""
@@ -211,11 +217,13 @@ class Reconciler:
         return (
             version(body),
             version(self.state.deployments.get((namespace, name))),
+            version(self.state.deployments.get((namespace, name + "-canary"))),
             version(self.state.services.get((namespace, name))),
             version(self.state.hpas.get((namespace, name))),
             tuple(version(pod) for pod in self.state.pods.by_label(namespace, name)),
             _Same(self.state.health.get(key)),
             _Same(self.state.data_drift.get(key)),
+            _Same(self.state.canary_checks.get(key)),
             probes_alive,
             self.state.runtimes.epoch(),
         )
@@ -230,6 +238,7 @@ class Reconciler:
         self._holds.pop(key, None)
         self._status_written_at.pop(key, None)
         self._settled.pop(key, None)
+        self._reverts.pop(key, None)
         metrics.forget_model(*key)
 
     def _spend(self, key: Key, writes: int = 1) -> None:
@@ -298,7 +307,19 @@ class Reconciler:
     ) -> bool:
         """Apply the children that differ, delete the ones no longer declared; False: stop here."""
         key = (owner.namespace, owner.name)
-        plans = [child.plan(self.state, owner, spec, server) for child in CHILDREN]
+        decision = decide_rollout(self.state, key, body, spec, server, owner)
+        outcome.rollout = decision
+        if decision.canary_replicas is not None and decision.status is not None:
+            self.state.canary_revision[key] = decision.status.revision
+        else:
+            self.state.canary_revision.pop(key, None)
+        if decision.rolled_back is not None:
+            outcome.problem = status_compute.Problem("RolledBack", decision.rolled_back)
+        if decision.wake_in is not None:
+            outcome.retry_in = decision.wake_in if outcome.retry_in is None else min(outcome.retry_in, decision.wake_in)
+        revert_to = await self._revert_template(owner, decision) if decision.stable == "revert" else None
+        track = track_of(decision, revert_to)
+        plans = [child.plan(self.state, owner, spec, server, track) for child in CHILDREN]
         stale = [plan for plan in plans if plan.stale]
         if stale or not _converged_before(body):
             # only on the way to an apply: a GET per pull secret on every resync was N reads per period
@@ -332,6 +353,40 @@ class Reconciler:
             if plan.desired is None:
                 outcome.add(await plan.child.remove(self.api, self.state, plan, owner))
         return True
+
+    async def _revert_template(self, owner: Owner, decision: Decision) -> Obj | None:
+        """The pod template that served before the rolled-back one: its ReplicaSet is still there.
+
+        The Deployment controller keeps old ReplicaSets (revisionHistoryLimit) precisely so a
+        rollout can be undone; read once per rollback, then remembered.
+        """
+        key = (owner.namespace, owner.name)
+        rollout = decision.status
+        if rollout is None:
+            return None
+        held = self._reverts.get(key)
+        if held is not None and held[0] == rollout.revision:
+            return held[1]
+        name = child_name(owner.name)
+        stable = self.state.deployments.get((owner.namespace, name))
+        if stable is None:
+            return None
+        listed = await self.api.list(kubeapi.REPLICA_SET, owner.namespace, f"{lbl.NAME_LABEL}={name}")
+        stable_uid = stable["metadata"].get("uid")
+        owned = [
+            rs
+            for rs in listed.get("items") or []
+            if controller_uid(rs) == stable_uid and version_of(rs["spec"]["template"]) == rollout.stable_version
+        ]
+        if not owned:
+            log.warning("%s/%s: no ReplicaSet of version %s left to roll back to", *key, rollout.stable_version)
+            return None
+        newest = max(owned, key=lambda rs: int(rs["metadata"].get("annotations", {}).get(_RS_REVISION, "0") or 0))
+        template: Obj = copy.deepcopy(newest["spec"]["template"])
+        template.get("metadata", {}).get("labels", {}).pop("pod-template-hash", None)
+        template.get("metadata", {}).pop("creationTimestamp", None)
+        self._reverts[key] = (rollout.revision, template)
+        return template
 
     def _held(self, key: Key, body: Obj, outcome: Outcome) -> bool:
         """Whether a Stalled generation is still waiting out its backoff (the same spec fails the same way)."""
@@ -411,7 +466,9 @@ class Reconciler:
             await self._event(body, "Normal", "ChildrenDeleted", "deleted " + ", ".join(outcome.deleted))
 
     # ---- status -------------------------------------------------------------------------
-    def observe(self, body: Obj, problem: status_compute.Problem | None) -> status_compute.Observation:
+    def observe(
+        self, body: Obj, problem: status_compute.Problem | None, decision: Decision | None = None
+    ) -> status_compute.Observation:
         metadata = body["metadata"]
         key = (metadata["namespace"], metadata["name"])
         spec_dict = body.get("spec", {})
@@ -421,6 +478,8 @@ class Reconciler:
         name = child_name(owner.name)
         record = self.state.config_drift.get(key) or _config_drift_from_status(body)
         pods = self.state.pods.by_label(owner.namespace, name)
+        # not decided this time (the spec is invalid, a hold): the status keeps the rollout it states
+        rollout = decision.status if decision is not None else previous_rollout(body)
         return status_compute.Observation(
             generation=int(metadata.get("generation", 0)),
             expected_version=str(spec_dict.get("model", {}).get("version", "")),
@@ -441,6 +500,10 @@ class Reconciler:
             ),
             serving=_serving(spec, resolved),
             previous_status=body.get("status") or {},
+            rollout=rollout,
+            other_versions=frozenset(
+                {rollout.stable_version} if rollout is not None and rollout.stable_version is not None else set()
+            ),
         )
 
     def _resolved_or_none(self, body: Obj) -> Resolved | None:
@@ -460,7 +523,7 @@ class Reconciler:
         """Write the status if it changed; returns what was written."""
         metadata = body["metadata"]
         key = (metadata["namespace"], metadata["name"])
-        observation = self.observe(body, outcome.problem)
+        observation = self.observe(body, outcome.problem, outcome.rollout)
         new = status_compute.status_body(status_compute.compute_status(observation, now=utcnow()))
         old = body.get("status") or {}
         comparable = status_compute.without_volatile(new)
@@ -477,6 +540,9 @@ class Reconciler:
         created = metadata.get("generation") == 1
         for type_, reason, message in transition_events(old, new, created=created):
             await self._event(body, type_, reason, message)
+        if outcome.rollout is not None and old.get("rollout") != new.get("rollout"):
+            for type_, reason, message in outcome.rollout.events:  # said once: the write carries the step
+                await self._event(body, type_, reason, message)
         return new
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from modeldeploy.api.v1alpha1 import ConfigDriftStatus, ModelDeploymentSpec
+from modeldeploy.api.v1alpha1 import ConfigDriftStatus, ModelDeploymentSpec, RolloutCheck
 from modeldeploy.controller.cache import Key, ObjectCache, slim_pod
 from modeldeploy.controller.runtimes import RuntimeCatalog
 from modeldeploy.drift.report import DataDriftReport
@@ -34,6 +34,10 @@ class ControllerState:
     health: dict[Key, status_compute.HealthReport] = field(default_factory=dict)
     data_drift: dict[Key, DataDriftReport] = field(default_factory=dict)
     config_drift: dict[Key, ConfigDriftStatus] = field(default_factory=dict)  # reverted hand edits, counted
+    # A running canary's template revision (set by the reconciler), and the analysis checks the probe
+    # loop judged for that revision from the runtimes' metrics.
+    canary_revision: dict[Key, str] = field(default_factory=dict)
+    canary_checks: dict[Key, tuple[str, tuple[RolloutCheck, ...]]] = field(default_factory=dict)
     last_written_status: dict[Key, Any] = field(default_factory=dict)
     # Each ModelDeployment's spec as validated, with the (uid, generation) it was parsed for.
     specs: dict[Key, tuple[tuple[object, object], ModelDeploymentSpec | ValidationError]] = field(default_factory=dict)
@@ -97,6 +101,8 @@ class ControllerState:
             self.health,
             self.data_drift,
             self.config_drift,
+            self.canary_revision,
+            self.canary_checks,
             self.last_written_status,
             self.specs,
             self.servers,

@@ -8,6 +8,9 @@ which would then look like a difference forever.
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,7 +123,7 @@ def _container(spec: ModelDeploymentSpec, runtime: ServerSpec, mount: ModelMount
     }
 
 
-def _with_hash(obj: Obj) -> Obj:
+def with_hash(obj: Obj) -> Obj:
     """Stamp the fingerprint of what we apply, so a field we stop setting is noticed."""
     obj["metadata"].setdefault("annotations", {})[lbl.APPLIED_HASH] = fingerprint(obj)
     return obj
@@ -165,7 +168,36 @@ def render_deployment(
     }
     if spec.autoscaling is None:
         deployment["spec"]["replicas"] = spec.replicas
-    return _with_hash(_prune(deployment))
+    return with_hash(_prune(deployment))
+
+
+CANARY_SUFFIX = "-canary"
+
+
+def render_canary(stable: Obj, replicas: int) -> Obj:
+    """The canary Deployment: the desired stable Deployment under another name, its pods labelled canary.
+
+    Its pods keep the stable's selector labels, so the one Service sends them their share of the
+    requests; the canary's own selector adds the track label, and the stable's ReplicaSets leave
+    them alone because they are owned by the canary's.
+    """
+    canary = copy.deepcopy(stable)
+    metadata = canary["metadata"]
+    metadata["name"] = metadata["name"] + CANARY_SUFFIX
+    metadata["annotations"].pop(lbl.APPLIED_HASH, None)
+    track = {lbl.TRACK_LABEL: lbl.CANARY}
+    metadata["labels"] = {**metadata["labels"], **track}
+    spec = canary["spec"]
+    spec["selector"]["matchLabels"] = {**spec["selector"]["matchLabels"], **track}
+    spec["template"]["metadata"]["labels"] = {**spec["template"]["metadata"]["labels"], **track}
+    spec["replicas"] = replicas
+    return with_hash(canary)
+
+
+def template_revision(deployment: Obj) -> str:
+    """A short fingerprint of a Deployment's pod template: what a rollout is about."""
+    template = json.dumps(deployment["spec"]["template"], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(template.encode()).hexdigest()[:10]
 
 
 def render_service(owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec | None = None) -> Obj:
@@ -180,7 +212,7 @@ def render_service(owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec |
         "metadata": _metadata(owner, name, lbl.common_labels(name, spec.model.name, spec.model.version)),
         "spec": {"type": "ClusterIP", "selector": lbl.selector_labels(name), "ports": ports},
     }
-    return _with_hash(_prune(service))
+    return with_hash(_prune(service))
 
 
 def render_hpa(owner: Owner, spec: ModelDeploymentSpec) -> Obj | None:
@@ -213,7 +245,7 @@ def render_hpa(owner: Owner, spec: ModelDeploymentSpec) -> Obj | None:
             "behavior": _dump(scaling.behavior),
         },
     }
-    return _with_hash(_prune(hpa))
+    return with_hash(_prune(hpa))
 
 
 def render_children(owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec | None = None) -> DesiredChildren:

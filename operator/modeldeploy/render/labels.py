@@ -10,6 +10,9 @@ NAME_LABEL = "modeldeploy.io/name"
 MODEL_LABEL = "modeldeploy.io/model"
 VERSION_LABEL = "modeldeploy.io/version"
 APPLIED_HASH = "modeldeploy.io/applied-hash"
+TRACK_LABEL = "modeldeploy.io/track"
+"""On the canary Deployment and its pods only ("canary"): the stable's selector predates it and cannot change."""
+CANARY = "canary"
 
 
 def selector_labels(child: str) -> dict[str, str]:

@@ -25,6 +25,7 @@ from modeldeploy.api.v1alpha1 import (
     ModelDeploymentStatus,
     ModelStatus,
     ReplicaHealth,
+    RolloutStatus,
     VersionDriftStatus,
     VersionMismatch,
 )
@@ -81,6 +82,13 @@ class Observation:
     fetch_failures: Sequence[tuple[str, str]] = ()  # (pod, reason) whose model fetch is failing
     model: ModelStatus | None = None  # what the pods' fetchers reported
     serving: Serving | None = None  # what serves for this spec (None: not decided, e.g. no runtime)
+    rollout: RolloutStatus | None = None  # status.rollout as decided (rollout/canary.py)
+    # versions served without being drift: the stable's, while a canary runs or a rollback holds it
+    other_versions: frozenset[str] = frozenset()
+
+    def mismatched(self, replica: ReplicaHealth) -> bool:
+        served = replica.served_version
+        return served is not None and served != self.expected_version and served not in self.other_versions
 
 
 def ignored_replicas_message(replicas: int) -> str:
@@ -173,11 +181,7 @@ def _health_conditions(obs: Observation, rollout: Rollout) -> tuple[Verdict, lis
             return condition, _carried_mismatches(obs)
         return Verdict(MODEL_HEALTHY, "Unknown", AWAITING_PROBE, "no probe cycle has completed yet"), []
     replicas = obs.health.replicas
-    mismatched = [
-        f"{r.pod} serves {r.served_version}"
-        for r in replicas
-        if r.served_version is not None and r.served_version != obs.expected_version
-    ]
+    mismatched = [f"{r.pod} serves {r.served_version}" for r in replicas if obs.mismatched(r)]
     unhealthy = [r for r in replicas if not r.healthy]
     if not unhealthy and obs.health.pending:  # only known-good replicas so far: the new ones decide
         pods = ", ".join(obs.health.pending[:3])
@@ -257,6 +261,9 @@ def compute_status(obs: Observation, *, now: str) -> ModelDeploymentStatus:
     stalled, reconciling = _progress_conditions(obs, rollout, mismatched)
     drifted = _drifted_condition(obs, mismatched if version_drift else [])
     ready = _ready(obs, rollout, healthy, version_drift, stalled, reconciling)
+    if canary := _canary_running(obs):  # in progress until promoted or rolled back, whatever the stable says
+        reconciling = Verdict(RECONCILING, "True", CANARY, canary)
+        ready = Verdict(READY, "False", CANARY, canary)
     if obs.ignored_replicas is not None:
         ready = replace(ready, message=f"{ready.message}; {ignored_replicas_message(obs.ignored_replicas)}")
     conditions = [ready, reconciling, stalled, _available_condition(obs, rollout), healthy, drifted]
@@ -276,8 +283,30 @@ def compute_status(obs: Observation, *, now: str) -> ModelDeploymentStatus:
         model=obs.model,
         health=health,
         drift=_drift_section(obs, drifted, mismatched),
-        history=next_history(read_history(obs.previous_status.get("history")), obs.serving, ready.status == "True", now)
+        rollout=obs.rollout,
+        history=next_history(
+            read_history(obs.previous_status.get("history")),
+            obs.serving,
+            ready.status == "True",
+            now,
+            rolled_back=obs.rollout.message if obs.rollout is not None and obs.rollout.phase == "RolledBack" else None,
+        )
         or None,
+    )
+
+
+CANARY = "Canary"
+
+
+def _canary_running(obs: Observation) -> str | None:
+    """What a running canary says, while no problem stalls the object."""
+    rollout = obs.rollout
+    if obs.problem is not None or rollout is None or rollout.phase != "Progressing" or rollout.step is None:
+        return None
+    return (
+        f"canary of version {rollout.version} at step {rollout.step}/{rollout.steps} "
+        f"({rollout.weight}% of the replicas, {rollout.canary_replicas} canary); "
+        f"{rollout.stable_version or 'the stable'} serves the rest"
     )
 
 
@@ -335,7 +364,7 @@ def _drift_section(obs: Observation, drifted: Verdict, mismatched: list[str]) ->
             mismatched=[
                 VersionMismatch(pod=r.pod, served_version=r.served_version)
                 for r in (obs.health.replicas if obs.health else [])
-                if r.served_version is not None and r.served_version != obs.expected_version
+                if obs.mismatched(r)
             ][:MAX_REPLICA_DETAILS],
         )
     config = obs.config_drift if obs.config_drift is not None and obs.config_drift.corrections else None
@@ -424,7 +453,7 @@ def can_be_folded(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
         watched = (READY, STALLED)
         return {c.get("type"): c.get("status") for c in status.get("conditions") or [] if c.get("type") in watched}
 
-    return turning(old) == turning(new) and not transition_events(old, new)
+    return turning(old) == turning(new) and old.get("rollout") == new.get("rollout") and not transition_events(old, new)
 
 
 def for_current_pods(report: HealthReport, pods: Iterable[Mapping[str, Any]]) -> HealthReport:

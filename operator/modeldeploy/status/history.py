@@ -30,10 +30,17 @@ def _same(entry: RevisionStatus, serving: Serving) -> bool:
 
 
 def next_history(
-    previous: Sequence[RevisionStatus], serving: Serving | None, served: bool, now: str
+    previous: Sequence[RevisionStatus],
+    serving: Serving | None,
+    served: bool,
+    now: str,
+    *,
+    rolled_back: str | None = None,
 ) -> list[RevisionStatus]:
     """The history after this reconcile: a new revision when what serves changed, Promoted once it served.
 
+    `rolled_back` is the reason when the current revision was rolled back: it ends there, and
+    the revision before it keeps serving (a retry or a new spec begins a new revision).
     `serving` is None when the spec decides nothing yet (invalid, or no runtime): the trail
     stays as it is. `served` is whether the current spec is Ready now; `now` is RFC 3339, as
     conditions take it.
@@ -41,12 +48,13 @@ def next_history(
     history = list(previous)
     if serving is None:
         return history
-    if not history or not _same(history[0], serving):
+    retried = bool(history) and history[0].outcome == "RolledBack" and rolled_back is None
+    if not history or not _same(history[0], serving) or retried:
         number = (history[0].revision + 1) if history else 1
-        if history and history[0].outcome in ("Progressing", "Promoted"):
-            before = history[0]
-            reason = f"replaced by revision {number}" + ("" if before.served else " before it served")
-            history[0] = replace_entry(before, finished=now, outcome="Superseded", reason=reason)
+        if history and history[0].outcome == "Progressing":
+            history[0] = replace_entry(
+                history[0], finished=now, outcome="Superseded", reason=f"replaced by revision {number} before it served"
+            )
         history.insert(
             0,
             RevisionStatus(
@@ -58,8 +66,16 @@ def next_history(
                 outcome="Progressing",
             ),
         )
+    if rolled_back is not None and history[0].outcome == "Progressing":
+        history[0] = replace_entry(history[0], finished=now, outcome="RolledBack", reason=rolled_back)
     if served and history[0].outcome == "Progressing":
         history[0] = replace_entry(history[0], served=now, outcome="Promoted")
+        # the revision that served until now ends when this one serves (a canary or a rolling update
+        # keeps it serving until then, and a rollback leaves it serving)
+        for index, entry in enumerate(history[1:], start=1):
+            if entry.outcome == "Promoted" and entry.finished is None:
+                reason = f"replaced by revision {history[0].revision}"
+                history[index] = replace_entry(entry, finished=now, outcome="Superseded", reason=reason)
     return history[:MAX_HISTORY]
 
 

@@ -13,7 +13,7 @@ from modeldeploy.api.v1alpha1.runtime import (
     ServerSpec,
     SupportedFormat,
 )
-from modeldeploy.api.v1alpha1.scaling import AutoscalingSpec, RolloutSpec
+from modeldeploy.api.v1alpha1.scaling import AutoscalingSpec, CanaryAnalysis, CanaryStep, RolloutSpec
 from modeldeploy.api.v1alpha1.spec import ModelDeploymentSpec, ModelSpec, ProbingSpec
 from modeldeploy.api.v1alpha1.status import (
     ConfigDriftStatus,
@@ -25,6 +25,8 @@ from modeldeploy.api.v1alpha1.status import (
     ModelStatus,
     ReplicaHealth,
     RevisionStatus,
+    RolloutCheck,
+    RolloutStatus,
     RuntimeReference,
     VersionDriftStatus,
     VersionMismatch,
@@ -34,6 +36,8 @@ __all__ = [
     "API_VERSION",
     "VERSION",
     "AutoscalingSpec",
+    "CanaryAnalysis",
+    "CanaryStep",
     "ClusterModelRuntime",
     "ConfigDriftStatus",
     "DataDriftStatus",
@@ -59,7 +63,9 @@ __all__ = [
     "ReplicaHealth",
     "ResourceRequirements",
     "RevisionStatus",
+    "RolloutCheck",
     "RolloutSpec",
+    "RolloutStatus",
     "RuntimeReference",
     "RuntimeSpec",
     "ServerSpec",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Annotated, Literal, Self
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, StrictStr, model_validator
 
 from modeldeploy.api.base import (
     MAX_REPLICAS,
@@ -107,11 +107,134 @@ class AutoscalingSpec(SpecModel):
         return self
 
 
+RolloutStrategy = Literal["RollingUpdate", "Canary"]
+DURATION_PATTERN = r"^[0-9]{1,6}(s|m|h)$"
+MAX_STEPS = 10
+DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+def duration_seconds(text: str) -> int:
+    """'90s', '5m', '1h' in seconds (DURATION_PATTERN has admitted it)."""
+    return int(text[:-1]) * _UNIT_SECONDS[text[-1]]
+
+
+Duration = Annotated[StrictStr, Field(pattern=DURATION_PATTERN, max_length=7)]
+
+STEPS_ONLY_FOR_CANARY = CelRule(
+    rule="self.strategy == 'Canary' ? has(self.steps) && size(self.steps) > 0 "
+    ": !has(self.steps) && !has(self.analysis)",
+    message="rollout.steps (at least one) and rollout.analysis belong to strategy Canary, and Canary needs steps",
+)
+WEIGHTS_INCREASING = CelRule(
+    rule="!has(self.steps) || self.steps.all(s, self.steps.exists_one(t, t.weight == s.weight)) "
+    "&& self.steps.map(s, s.weight).isSorted()",
+    message="rollout.steps[].weight must increase from step to step",
+    field_path=".steps",
+)
+AUTO_ROLLBACK_ONLY_ROLLING = CelRule(
+    rule="!has(self.autoRollback) || !self.autoRollback || self.strategy == 'RollingUpdate'",
+    message="rollout.autoRollback is for strategy RollingUpdate; a Canary always rolls back a failing version",
+    field_path=".autoRollback",
+)
+
+
+class CanaryStep(SpecModel):
+    """One step of a canary: the canary's share of the ready replicas, held for `pause` while checks pass."""
+
+    weight: int = Field(
+        ge=1,
+        le=99,
+        description=(
+            "Percent of the ready replicas that run the new version. The stable keeps its replica count; "
+            "the canary gets ceil(stable * weight / (100 - weight)) replicas, at least one."
+        ),
+    )
+    pause: Duration = Field(
+        description="How long the step holds with every check passing before the next step, e.g. '30s', '5m', '1h'."
+    )
+
+    @property
+    def pause_seconds(self) -> int:
+        return duration_seconds(self.pause)
+
+
+class RequestMetric(SpecModel):
+    """Where the runtime counts its requests: a Prometheus histogram of request durations."""
+
+    name: StrictStr = Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$", max_length=200, description="Histogram name.")
+    status_label: StrictStr | None = Field(
+        default=None,
+        pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$",
+        max_length=100,
+        description="Label holding the HTTP status code; series whose value starts with '5' are errors.",
+    )
+
+
+class CanaryAnalysis(SpecModel):
+    """What gates each step. Replica health and the served version are always checked."""
+
+    max_error_rate: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Highest share of the canary's requests answered 5xx, from the runtime's request metric.",
+    )
+    max_latency_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="Highest canary request latency at `latencyQuantile`, from the runtime's request histogram.",
+    )
+    latency_quantile: float = Field(
+        default=0.95, gt=0, lt=1, allow_inf_nan=False, description="The quantile maxLatencySeconds applies to."
+    )
+    max_drift_score: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description=(
+            "Highest drift score (spec.drift.method) of each spec.drift metric on the canary's live traffic against "
+            "the stable's live traffic over the same time; needs spec.drift."
+        ),
+    )
+    min_requests: int = Field(
+        default=20,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "Requests (or drift samples) the canary must have answered before error rate, latency and drift "
+            "are judged; a step does not pass before that."
+        ),
+    )
+    request_metric: RequestMetric | None = Field(
+        default=None,
+        description=(
+            "The runtime's request histogram; absent: the first found of the modeldeploy reference server's, "
+            "MLServer's and vLLM's."
+        ),
+    )
+
+
 class RolloutSpec(SpecModel):
-    """The Deployment's RollingUpdate parameters; absent fields keep the Deployment defaults (25%)."""
+    """How a new version replaces the old: a plain rolling update, or a canary judged on model evidence."""
 
-    model_config = ConfigDict(json_schema_extra=cel(SURGE_OR_UNAVAILABLE))
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            SURGE_OR_UNAVAILABLE, STEPS_ONLY_FOR_CANARY, WEIGHTS_INCREASING, AUTO_ROLLBACK_ONLY_ROLLING
+        )
+    )
 
+    strategy: RolloutStrategy = Field(
+        default="RollingUpdate",
+        description=(
+            "RollingUpdate: the Deployment replaces pods (autoRollback optional). Canary: a second Deployment runs "
+            "the new version beside the stable one, step by step, promoted when every check passes and rolled "
+            "back at the first failing one."
+        ),
+    )
     max_surge: IntOrPercent | None = Field(
         default=None,
         description=(
@@ -122,10 +245,41 @@ class RolloutSpec(SpecModel):
         default=None,
         description=("Replicas that may be unavailable during a rollout: a count or a percentage from '0%' to '100%'."),
     )
+    progress_deadline_seconds: int = Field(
+        default=DEFAULT_PROGRESS_DEADLINE_SECONDS,
+        ge=10,
+        le=86400,
+        description=(
+            "How long new replicas may take to become healthy and serve the new version: past it a canary step, "
+            "or a RollingUpdate with autoRollback, rolls back."
+        ),
+    )
+    auto_rollback: bool = Field(
+        default=False,
+        description=(
+            "RollingUpdate only: revert to the last version that served when the new version's replicas are not "
+            "healthy, or serve another version, past progressDeadlineSeconds."
+        ),
+    )
+    steps: list[CanaryStep] | None = Field(
+        default=None, max_length=MAX_STEPS, description="Canary steps in order, weights increasing."
+    )
+    analysis: CanaryAnalysis | None = Field(default=None, description="Canary checks beyond health and version.")
 
     @model_validator(mode="after")
     def _can_progress(self) -> Self:
         surge, unavailable = self.max_surge, self.max_unavailable
         if surge is not None and unavailable is not None and is_zero(surge) and is_zero(unavailable):
             raise ValueError(SURGE_OR_UNAVAILABLE.message)
+        if (self.strategy == "Canary") != bool(self.steps) or (self.strategy != "Canary" and self.analysis):
+            raise ValueError(STEPS_ONLY_FOR_CANARY.message)
+        weights = [step.weight for step in self.steps or []]
+        if weights != sorted(set(weights)):
+            raise ValueError(WEIGHTS_INCREASING.message)
+        if self.auto_rollback and self.strategy != "RollingUpdate":
+            raise ValueError(AUTO_ROLLBACK_ONLY_ROLLING.message)
         return self
+
+    @property
+    def canary(self) -> bool:
+        return self.strategy == "Canary"

@@ -175,8 +175,18 @@ class ProbingSpec(SpecModel):
         return self
 
 
+DRIFT_ANALYSIS_NEEDS_DRIFT = CelRule(
+    rule="!has(self.rollout) || !has(self.rollout.analysis) || !has(self.rollout.analysis.maxDriftScore) "
+    "|| has(self.drift)",
+    message="rollout.analysis.maxDriftScore compares the spec.drift metrics: set spec.drift too",
+    field_path=".rollout.analysis.maxDriftScore",
+)
+
+
 class ModelDeploymentSpec(SpecModel):
     """Desired state of a ModelDeployment, as the user writes it."""
+
+    model_config = ConfigDict(json_schema_extra=cel(DRIFT_ANALYSIS_NEEDS_DRIFT))
 
     model: ModelSpec = Field(description="The model to serve.")
     runtime: RuntimeSpec = Field(
@@ -200,7 +210,9 @@ class ModelDeploymentSpec(SpecModel):
     autoscaling: AutoscalingSpec | None = Field(
         default=None, description="Horizontal autoscaling; when set it decides the replica count."
     )
-    rollout: RolloutSpec | None = Field(default=None, description="Rolling update parameters.")
+    rollout: RolloutSpec | None = Field(
+        default=None, description="How a new version replaces the old: RollingUpdate (the default) or Canary."
+    )
     probing: ProbingSpec = Field(
         default_factory=ProbingSpec,
         description="Health probing of the replicas by the operator.",
@@ -234,6 +246,13 @@ class ModelDeploymentSpec(SpecModel):
             f"values up to {MAX_ANNOTATION_VALUE_LENGTH} characters."
         ),
     )
+
+    @model_validator(mode="after")
+    def _drift_analysis_needs_drift(self) -> Self:
+        analysis = self.rollout.analysis if self.rollout is not None else None
+        if analysis is not None and analysis.max_drift_score is not None and self.drift is None:
+            raise ValueError(DRIFT_ANALYSIS_NEEDS_DRIFT.message)
+        return self
 
     @model_validator(mode="after")
     def _pod_labels_not_reserved(self) -> Self:

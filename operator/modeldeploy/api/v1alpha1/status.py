@@ -161,6 +161,44 @@ class RevisionStatus(StatusModel):
     reason: str | None = Field(default=None, description="Why it ended as it did, when it ended.")
 
 
+RolloutPhase = Literal["Progressing", "Promoted", "RolledBack"]
+CheckState = Literal["Passed", "Failed", "Pending"]
+
+
+class RolloutCheck(StatusModel):
+    """One canary check as last judged: its verdict and the figures behind it."""
+
+    name: str = Field(description="health, version, errorRate, latency or drift:<metric>.")
+    state: CheckState = Field(description="Passed, Failed, or Pending (not enough evidence yet).")
+    message: str = Field(description="The figures and the threshold.")
+
+
+class RolloutStatus(StatusModel):
+    """The canary (or the watched rolling update) of the latest template; absent when none ever ran."""
+
+    phase: RolloutPhase = Field(
+        description=(
+            "Progressing (the canary runs a step), Promoted (the stable runs the new template), "
+            "RolledBack (the new template was taken back; the stable serves the previous one)."
+        )
+    )
+    revision: str = Field(description="Hash of the new pod template this rollout is about.")
+    version: str = Field(description="spec.model.version of the new template.")
+    stable_version: str | None = Field(default=None, description="The version the stable replicas serve meanwhile.")
+    step: int | None = Field(default=None, ge=0, description="The current canary step, from 1.")
+    steps: int | None = Field(default=None, ge=0, description="How many steps the canary has.")
+    weight: int | None = Field(default=None, ge=0, le=100, description="The canary's share of the replicas, percent.")
+    canary_replicas: int | None = Field(default=None, ge=0, description="Replicas of the canary Deployment.")
+    since: Timestamp = Field(description="When the current phase or step began.")
+    checks: list[RolloutCheck] | None = Field(
+        default=None, max_length=16, description="The checks at the last verdict."
+    )
+    message: str | None = Field(default=None, description="Why the rollout is where it is.")
+    action: str | None = Field(
+        default=None, description="The last manual action (annotation modeldeploy.io/rollout-action) carried out."
+    )
+
+
 class DriftStatus(StatusModel):
     """The three kinds of drift the operator tracks, kept apart because their fixes differ."""
 
@@ -192,6 +230,9 @@ class ModelDeploymentStatus(StatusModel):
     )
     health: HealthStatus | None = Field(default=None, description="Results of the operator's probes.")
     drift: DriftStatus | None = Field(default=None, description="Configuration, data and version drift.")
+    rollout: RolloutStatus | None = Field(
+        default=None, description="The canary or watched rollout of the latest template."
+    )
     history: list[RevisionStatus] | None = Field(
         default=None,
         max_length=MAX_HISTORY,

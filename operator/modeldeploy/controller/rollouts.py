@@ -1,0 +1,129 @@
+"""The shell around rollout/canary.py: gather what it decides from, out of the caches and the probes.
+
+Only ModelDeployments that ask for a canary or autoRollback (or still carry a rollout on their
+status) pay for it: the rest get "apply, no canary" without a render or a lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from modeldeploy.api.v1alpha1 import ModelDeploymentSpec, RolloutCheck, RolloutStatus, ServerSpec
+from modeldeploy.controller.cache import Key
+from modeldeploy.controller.children import Track
+from modeldeploy.controller.state import ControllerState
+from modeldeploy.render import labels as lbl
+from modeldeploy.render.children import Owner, render_deployment, template_revision
+from modeldeploy.render.compare import contains
+from modeldeploy.render.names import child_name, label_value
+from modeldeploy.rollout.canary import CanaryReplicas, Decision, Observed, decide
+from modeldeploy.status import compute as status_compute
+
+ACTION_ANNOTATION = "modeldeploy.io/rollout-action"
+"""Where `modeldeploy rollout promote|abort|retry` writes its request: '<verb>/<unique token>'."""
+Obj = dict[str, Any]
+NO_ROLLOUT = Decision(status=None)
+
+
+def previous_rollout(body: Mapping[str, Any]) -> RolloutStatus | None:
+    raw = (body.get("status") or {}).get("rollout")
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return RolloutStatus.read(raw)
+    except ValidationError:
+        return None
+
+
+def decide_rollout(
+    state: ControllerState, key: Key, body: Obj, spec: ModelDeploymentSpec, server: ServerSpec, owner: Owner
+) -> Decision:
+    previous = previous_rollout(body)
+    rollout = spec.rollout
+    watched = rollout is not None and (rollout.canary or rollout.auto_rollback)
+    if not watched and previous is None:
+        return NO_ROLLOUT
+    name = child_name(owner.name)
+    stable = state.deployments.get((key[0], name))
+    desired = render_deployment(owner, spec, state.platform, server)
+    template = desired["spec"]["template"]
+    stable_template = (stable or {}).get("spec", {}).get("template")
+    stable_status = (stable or {}).get("status") or {}
+    canary_track = rollout is not None and rollout.canary
+    pods = state.pods.by_label(key[0], name)
+    health = state.health.get(key)
+    report = status_compute.for_current_pods(health, pods) if health is not None else None
+    stable_replicas = int((stable or {}).get("spec", {}).get("replicas", spec.replicas) or 0)
+    rolled = status_compute.rollout_of(stable, None if spec.autoscaling else spec.replicas)
+    revision = template_revision(desired)
+    analysis: Sequence[RolloutCheck] = ()
+    evidence = state.canary_checks.get(key)
+    if evidence is not None and evidence[0] == revision:
+        analysis = evidence[1]
+    observed = Observed(
+        revision=revision,
+        version=spec.model.version,
+        stable_matches=stable_template is not None and contains(stable_template, template),
+        stable_serving=int(stable_status.get("readyReplicas", 0) or 0) > 0,
+        stable_replicas=stable_replicas,
+        stable_complete=rolled.complete,
+        stable_version=version_of(stable_template) if stable_template else None,
+        canary=_replicas(report, pods, spec.model.version, canary_only=canary_track),
+        analysis=analysis,
+        previous=previous,
+        action=(body["metadata"].get("annotations") or {}).get(ACTION_ANNOTATION),
+        now=datetime.now(UTC).replace(microsecond=0),
+    )
+    return decide(rollout, observed)
+
+
+def track_of(decision: Decision, revert_to: Obj | None = None) -> Track:
+    return Track(stable=decision.stable, canary_replicas=decision.canary_replicas, revert_to=revert_to)
+
+
+def is_canary(pod: Mapping[str, Any]) -> bool:
+    return ((pod.get("metadata") or {}).get("labels") or {}).get(lbl.TRACK_LABEL) == lbl.CANARY
+
+
+def version_of(template: Mapping[str, Any]) -> str | None:
+    """The model version a pod template serves: the MODEL_VERSION the operator set on its server."""
+    for container in (template.get("spec") or {}).get("containers") or []:
+        for env in container.get("env") or []:
+            if env.get("name") == "MODEL_VERSION" and "value" in env:
+                return str(env["value"])
+    return None
+
+
+def _replicas(
+    report: status_compute.HealthReport | None, pods: Sequence[Mapping[str, Any]], version: str, *, canary_only: bool
+) -> CanaryReplicas:
+    """The new template's replicas as probed: the canary's pods, or (a rolling update) every pod."""
+    if report is None:
+        return CanaryReplicas()
+    names = {str((p.get("metadata") or {}).get("name")) for p in pods if not canary_only or is_canary(p)}
+    wanted_label = label_value(version)
+    new_pods = {
+        str((p.get("metadata") or {}).get("name"))
+        for p in pods
+        if ((p.get("metadata") or {}).get("labels") or {}).get(lbl.VERSION_LABEL) == wanted_label
+    }
+    healthy = 0
+    bad: list[str] = []
+    wrong: list[str] = []
+    for replica in report.replicas:
+        if replica.pod not in names:
+            continue
+        served = replica.served_version
+        if served is not None and served != version:
+            if canary_only or replica.pod in new_pods:
+                wrong.append(f"{replica.pod} serves {served}")
+            continue
+        if replica.healthy:
+            healthy += 1
+        elif canary_only or replica.pod in new_pods:
+            bad.append(f"{replica.pod}: {replica.error or 'not healthy'}")
+    return CanaryReplicas(healthy=healthy, unhealthy=tuple(bad), wrong_version=tuple(wrong))
