@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from modeldeploy import metrics
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec, ReplicaHealth, ServerSpec
 from modeldeploy.api.v1alpha1.drift import DriftSpec
+from modeldeploy.controller.analysis import CanaryMemory, canary_pod_names, canary_queries, gather
 from modeldeploy.controller.cache import Key
 from modeldeploy.controller.state import ControllerState
 from modeldeploy.drift.evaluate import Baseline, DriftResult, evaluate
@@ -62,6 +63,7 @@ class LoopState:
     drift: DriftMemory = field(default_factory=DriftMemory)
     last_poke: float = 0.0
     starting_rounds: int = 0
+    canary: CanaryMemory | None = None
 
 
 def probe_settings(spec: ModelDeploymentSpec, runtime: ServerSpec) -> ProbeSettings:
@@ -189,10 +191,14 @@ class ProbeManager:
         pods = self.state.pods.by_label(namespace, loop.child)
         targets, unprobed = targets_from_pods(pods, probe_settings(spec, server or explicit_server(spec)))
         queries = drift_queries(spec)
+        revision = (
+            self.state.canary_revision.get(loop.key) if spec.rollout is not None and spec.rollout.canary else None
+        )
+        extra = canary_queries(spec) if revision is not None else []
         probes = await self.prober.probe_replicas(
             targets,
             request_timeout=float(spec.probing.timeout_seconds),
-            metrics=[q for q, _ in queries],
+            metrics=[q for q, _ in queries] + extra,
         )
         now = _now()
         judged = [(probe.pod, self._remember(loop, probe, spec, now)) for probe in probes]
@@ -212,10 +218,31 @@ class ProbeManager:
                 self.state.data_drift[loop.key] = fresh
         else:
             self.state.data_drift.pop(loop.key, None)
+        self._analyse(loop, spec, probes, pods, queries, revision)
         self._record_metrics(loop.key, probes, report, time.perf_counter() - started)
         self.on_result(loop.key)
         never_healthy = any(loop.replicas[p.pod].last_good is None for p in probes if not p.healthy)
         return never_healthy or bool(unprobed)
+
+    def _analyse(
+        self,
+        loop: LoopState,
+        spec: ModelDeploymentSpec,
+        probes: list[ReplicaProbe],
+        pods: Sequence[Any],
+        queries: list[tuple[MetricQuery, Baseline]],
+        revision: str | None,
+    ) -> None:
+        """A running canary's checks from this round's scrapes (controller/analysis.py)."""
+        if revision is None:
+            loop.canary = None
+            self.state.canary_checks.pop(loop.key, None)
+            return
+        if loop.canary is None or loop.canary.revision != revision:
+            loop.canary = CanaryMemory(revision)
+        drift = [(q, b.bounds) for q, b in queries]
+        checks = gather(loop.canary, spec, probes, canary_pod_names(pods), drift)
+        self.state.canary_checks[loop.key] = (revision, checks)
 
     def _remember(
         self, loop: LoopState, probe: ReplicaProbe, spec: ModelDeploymentSpec, now: datetime

@@ -7,7 +7,10 @@ local socket address, so one application serves any number of replicas.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -125,7 +128,18 @@ async def metadata(request: web.Request) -> web.Response:
 
 
 async def infer(request: web.Request) -> web.Response:
+    """Answer, and time the answer by status code in the request histogram, as runtimes do."""
     replica = _replica(request)
+    started = time.perf_counter()
+    response = await _infer(request, replica)
+    replica.metrics.timed(response.status, time.perf_counter() - started)
+    return response
+
+
+async def _infer(request: web.Request, replica: Replica) -> web.Response:
+    faults = replica.faults
+    if faults.latency:
+        await asyncio.sleep(faults.latency)
     bad = _check_model(replica, request)
     if bad is None and "version" in request.match_info:
         bad = _check_version(replica, request)
@@ -144,7 +158,13 @@ async def infer(request: web.Request) -> web.Response:
         message = str(exc) if isinstance(exc, BadRequest) else f"request body is not valid JSON: {exc}"
         replica.metrics.count("bad_request")
         return _error(400, message)
-    response, predicted = run_inference(load_model(), parsed, replica.config.model_name, replica.served_version)
+    if faults.error_share and random.random() < faults.error_share:
+        replica.metrics.count("unavailable")
+        return _error(500, "inference failed (injected fault)")
+    seen = parsed
+    if faults.shift:  # the model predicts from moved features; the inputs are recorded as they came
+        seen = dataclasses.replace(parsed, rows=[[v + faults.shift for v in row] for row in parsed.rows])
+    response, predicted = run_inference(load_model(), seen, replica.config.model_name, replica.served_version)
     replica.metrics.observe(parsed.rows, predicted)
     replica.metrics.count("ok")
     return web.json_response(response)

@@ -32,6 +32,8 @@ OUTCOMES = ("ok", "bad_request", "unknown_model", "unavailable")
 FEATURE_METRIC = "modelserver_feature_value"
 CLASS_METRIC = "modelserver_prediction_class"
 REQUESTS_METRIC = "modelserver_inference_requests_total"
+DURATION_METRIC = "modelserver_request_duration_seconds"
+DURATION_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class ReplicaMetrics:
@@ -56,6 +58,13 @@ class ReplicaMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.durations = Histogram(
+            DURATION_METRIC,
+            "Inference request durations by HTTP status code, as a runtime's request metric.",
+            ["code"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
         # Create every labelled series up front: a scrape before the first
         # request then shows zero counts rather than no series at all.
         self._feature_children = [self.features.labels(feature=name) for name in load_model().features]
@@ -71,6 +80,9 @@ class ReplicaMetrics:
 
     def count(self, outcome: str) -> None:
         self.requests.labels(outcome=outcome).inc()
+
+    def timed(self, code: int, seconds: float) -> None:
+        self.durations.labels(code=str(code)).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -72,17 +72,28 @@ class MetricsError:
 
 @dataclass(frozen=True)
 class MetricQuery:
-    """A histogram by name, restricted to series whose labels equal `labels`."""
+    """A histogram by name, restricted to series whose labels equal `labels` and start with `prefixes`.
+
+    A prefix is how a status class is asked for: `code` starting with "5" is every 5xx series.
+    """
 
     name: str
     labels: tuple[tuple[str, str], ...] = ()
+    prefixes: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def of(cls, name: str, labels: Mapping[str, str] | None = None) -> MetricQuery:
-        return cls(name, tuple(sorted((labels or {}).items())))
+    def of(
+        cls, name: str, labels: Mapping[str, str] | None = None, prefixes: Mapping[str, str] | None = None
+    ) -> MetricQuery:
+        return cls(name, tuple(sorted((labels or {}).items())), tuple(sorted((prefixes or {}).items())))
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all(labels.get(k) == v for k, v in self.labels) and all(
+            str(labels.get(k, "")).startswith(v) for k, v in self.prefixes
+        )
 
     def __str__(self) -> str:
-        inner = ",".join(f'{k}="{v}"' for k, v in self.labels)
+        inner = ",".join([*(f'{k}="{v}"' for k, v in self.labels), *(f'{k}=~"{v}.*"' for k, v in self.prefixes)])
         return f"{self.name}{{{inner}}}" if inner else self.name
 
 
@@ -279,6 +290,7 @@ class _Scraper:
 def _bucket_line_pattern(query: MetricQuery) -> str:
     """The start of a bucket line of `query`, with a lookahead for each label pair it must show."""
     pairs = [f'{k}="{v}"' for k, v in query.labels if not _ESCAPED.intersection(v)]
+    pairs += [f'{k}="{v}' for k, v in query.prefixes if not _ESCAPED.intersection(v)]
     # Label values needing escapes look different in the text; the exact match after parsing sees them.
     return re.escape(f"{query.name}_bucket") + "".join(f"(?=[^\n]*{re.escape(pair)})" for pair in pairs)
 
@@ -298,7 +310,6 @@ class _Histogram:
     def __init__(self, query: MetricQuery) -> None:
         self.query = query
         self.bucket_name = f"{query.name}_bucket"
-        self.wanted = dict(query.labels)
         self.per_series: dict[tuple[tuple[str, str], ...], Buckets] = {}
         self.error: MetricsError | None = None
 
@@ -310,7 +321,7 @@ class _Histogram:
                 if sample.name != self.bucket_name:
                     continue
                 labels = sample.labels
-                if any(labels.get(k) != v for k, v in self.wanted.items()) or "le" not in labels:
+                if not self.query.matches(labels) or "le" not in labels:
                     continue
                 try:
                     le = float(labels["le"])
