@@ -9,9 +9,13 @@ one feature by a known amount. Requests go to pod IPs, which in the sandbox are 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import random
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import httpx
 
@@ -65,3 +69,98 @@ async def send_rows(
             results = await asyncio.gather(*(send(start + j, b) for j, b in enumerate(batches[start : start + 20])))
             accepted += sum(results)
     return accepted
+
+
+def service_endpoints(service: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]:
+    """The (pod IP, port) pairs kube-proxy would send the Service's first port to.
+
+    The sandbox has no Service routing, so this does what the endpoints controller and
+    kube-proxy do together: pods matching the selector, Ready, not being deleted, with an IP;
+    a named targetPort resolved on each pod's own containers.
+    """
+    spec = service.get("spec") or {}
+    selector = spec.get("selector") or {}
+    port = (spec.get("ports") or [{}])[0]
+    target = port.get("targetPort", port.get("port"))
+    found: list[tuple[str, int]] = []
+    for pod in pods:
+        metadata, status = pod.get("metadata") or {}, pod.get("status") or {}
+        labels = metadata.get("labels") or {}
+        if not selector or any(labels.get(k) != v for k, v in selector.items()) or metadata.get("deletionTimestamp"):
+            continue
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        if not ready or not status.get("podIP"):
+            continue
+        number = _container_port(pod, target)
+        if number is not None:
+            found.append((str(status["podIP"]), number))
+    return sorted(found)
+
+
+def _container_port(pod: Mapping[str, Any], target: object) -> int | None:
+    if isinstance(target, int):
+        return target
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for entry in container.get("ports") or []:
+            if entry.get("name") == target:
+                return int(entry["containerPort"])
+    return None
+
+
+class ServiceTraffic:
+    """Steady inference traffic to a Service's ready pods, re-resolved every second, in a thread.
+
+    Each request goes to one endpoint picked at random, as kube-proxy's iptables mode picks, so
+    a canary with a quarter of the ready pods gets about a quarter of the requests.
+    """
+
+    def __init__(
+        self,
+        endpoints: Callable[[], list[tuple[str, int]]],
+        model: str,
+        *,
+        per_second: float = 40.0,
+        shift: Sequence[float] = (0.0, 0.0, 0.0, 0.0),
+        seed: int = 0,
+    ) -> None:
+        self.endpoints = endpoints
+        self.model = model
+        self.per_second = per_second
+        self.shift = shift
+        self.rng = random.Random(seed)
+        self.sent = 0
+        self.answered: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="service-traffic", daemon=True)
+
+    def __enter__(self) -> ServiceTraffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        rows = iris_rows(3000, shift=self.shift, seed=self.rng.randrange(1 << 30))
+        targets: list[tuple[str, int]] = []
+        refreshed = 0.0
+        with httpx.Client(timeout=5.0, trust_env=False) as client:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if now - refreshed >= 1.0:
+                    # a failed lookup keeps the last endpoints, as kube-proxy would
+                    with contextlib.suppress(Exception):
+                        targets = [t for t in self.endpoints() if ipaddress.ip_address(t[0]) in LOOPBACK]
+                    refreshed = now
+                if targets:
+                    ip, port = self.rng.choice(targets)
+                    row = rows[self.sent % len(rows)]
+                    body = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": row}]}
+                    try:
+                        code = client.post(f"http://{ip}:{port}/v2/models/{self.model}/infer", json=body).status_code
+                    except httpx.HTTPError:
+                        code = 0
+                    self.answered[code] = self.answered.get(code, 0) + 1
+                    self.sent += 1
+                self._stop.wait(1.0 / self.per_second)
