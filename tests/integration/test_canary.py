@@ -143,12 +143,13 @@ def test_a_healthy_canary_is_promoted_through_every_step(kubectl: Kubectl, traff
     }, final
     assert stable_template_version(kubectl) == "2.0.0"
     wait_for(
-        lambda: not kubectl("get", "deployment", "iris-canary", check=False).returncode == 0,
+        lambda: kubectl("get", "deployment", "iris-canary", check=False).returncode != 0,
         timeout=30,
         what="the canary Deployment gone",
     )
     assert history(kubectl)[:2] == [(2, "2.0.0", "Promoted"), (1, "1.0.0", "Superseded")]
-    assert stable.readings > 10 and stable.lowest >= STABLE, f"the stable dropped to {stable.lowest} ready"
+    assert stable.readings > 10
+    assert stable.lowest >= STABLE, f"the stable dropped to {stable.lowest} ready"
     events = kubectl("get", "events", "--field-selector", "involvedObject.name=iris", "-o", "json").stdout
     reasons = [e["reason"] for e in json.loads(events)["items"]]
     assert {"CanaryStarted", "CanaryStep", "CanaryPromoted"} <= set(reasons), reasons
@@ -183,7 +184,8 @@ def test_a_failing_canary_is_rolled_back_with_its_reason(
     assert figures in failed[0]["message"], failed
     stalled = condition(md, "Stalled")
     assert (stalled["status"], stalled["reason"]) == ("True", "RolledBack")
-    assert check in stalled["message"] and "1.0.0 serves" in stalled["message"], stalled
+    assert check in stalled["message"], stalled
+    assert "1.0.0 serves" in stalled["message"], stalled
     assert condition(md, "Ready")["status"] == "False"
     assert stable_template_version(kubectl) == "1.0.0", "the stable is untouched"
     assert stable.lowest >= STABLE, f"the stable dropped to {stable.lowest} ready"
