@@ -1,9 +1,14 @@
-"""`modeldeploy rollout status|history NAME`: a ModelDeployment's rollout, as a person asks for it.
+"""`modeldeploy rollout status|history|promote|abort|retry NAME`: a ModelDeployment's rollout, as a person drives it.
 
 Also installed as `kubectl-modeldeploy`, so `kubectl modeldeploy rollout status iris` works (kubectl
-runs any `kubectl-<name>` on the PATH as a plugin). It only reads: the status the operator wrote,
-through the user's own kubeconfig and rights (`get` on modeldeployments). The texts are pure
-functions of the object, so they are table-tested without a cluster.
+runs any `kubectl-<name>` on the PATH as a plugin). Everything goes through the user's own
+kubeconfig and rights. `status` and `history` only read (`get`). `promote`, `abort` and `retry`
+write one annotation, `modeldeploy.io/rollout-action: <verb>/<token>`, by server-side apply under
+a field manager of their own (`patch` on modeldeployments): never the status, which is the
+operator's alone (a client writing it would race the operator and need rights on the status
+subresource), and never the spec (a GitOps tool would revert it, and it would begin a new
+generation). The operator carries out each token once and records it in status.rollout.action.
+The texts are pure functions of the object, so they are table-tested without a cluster.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from modeldeploy.api.names import ROLLOUT_ACTION_ANNOTATION
 
 Obj = Mapping[str, Any]
 DONE, NOT_DONE = 0, 1
@@ -76,13 +83,47 @@ def history_table(md: Obj) -> str:
     )
 
 
+ACTION_FIELD_MANAGER = "modeldeploy-rollout-cli"
+# what each verb needs the rollout to be doing
+_ACTION_PHASES = {"promote": ("Progressing",), "abort": ("Progressing",), "retry": ("RolledBack",)}
+
+
+def action_refusal(md: Obj, verb: str) -> str | None:
+    """Why `verb` cannot be asked of this object now, or None when it can."""
+    name = (md.get("metadata") or {}).get("name", "?")
+    rollout = (md.get("status") or {}).get("rollout") or {}
+    phase = rollout.get("phase")
+    if phase in _ACTION_PHASES[verb]:
+        return None
+    now = f"its rollout is {phase}" if phase else "it has no canary or watched rollout"
+    wanted = " or ".join(_ACTION_PHASES[verb])
+    return f"cannot {verb} modeldeployment {name!r}: {now}; {verb} needs a rollout that is {wanted}"
+
+
+def action_patch(md: Obj, verb: str, token: str) -> dict[str, Any]:
+    """The server-side apply body that asks the operator for `verb`."""
+    metadata = md.get("metadata") or {}
+    return {
+        "apiVersion": md.get("apiVersion", "modeldeploy.io/v1alpha1"),
+        "kind": "ModelDeployment",
+        "metadata": {
+            "name": metadata.get("name"),
+            "namespace": metadata.get("namespace"),
+            "annotations": {ROLLOUT_ACTION_ANNOTATION: f"{verb}/{token}"},
+        },
+    }
+
+
 def add_rollout_commands(commands: Any) -> None:
-    """`rollout status` and `rollout history`, on the top-level command line's subparsers."""
-    rollout = commands.add_parser("rollout", help="a ModelDeployment's rollout: status, history")
+    """`rollout status|history|promote|abort|retry`, on the top-level command line's subparsers."""
+    rollout = commands.add_parser("rollout", help="a ModelDeployment's rollout: status, history, promote, abort, retry")
     actions = rollout.add_subparsers(dest="action", required=True)
     for action, text in (
         ("status", "say whether the latest spec is rolled out (exit 0) or not yet (exit 1)"),
         ("history", "list the revisions that served, newest first (status.history)"),
+        ("promote", "promote a running canary now, skipping its remaining steps and checks"),
+        ("abort", "roll a running canary back now; the stable keeps serving"),
+        ("retry", "run a rolled-back version's canary (or watched rollout) again, from its first step"),
     ):
         parser = actions.add_parser(action, help=text, description=text)
         parser.add_argument("name", help="the ModelDeployment")
@@ -114,6 +155,8 @@ async def _rollout(args: argparse.Namespace) -> int:
             if args.action == "history":
                 print(history_table(md))
                 return DONE
+            if args.action in _ACTION_PHASES:
+                return await _act(api, md, args.action)
             code, text, worth_waiting = rollout_status(md)
             if code == DONE or not worth_waiting or time.monotonic() >= deadline:
                 print(text)
@@ -125,6 +168,17 @@ async def _rollout(args: argparse.Namespace) -> int:
         raise RuntimeError(f"{error.status} {error.message}") from None
     finally:
         await api.aclose()
+
+
+async def _act(api: Any, md: Obj, verb: str) -> int:
+    refusal = action_refusal(md, verb)
+    if refusal is not None:
+        print(refusal)
+        return NOT_DONE
+    await api.apply(action_patch(md, verb, str(time.time_ns())), field_manager=ACTION_FIELD_MANAGER)
+    name = md["metadata"]["name"]
+    print(f"modeldeployment {name!r}: {verb} requested; the operator carries it out at its next reconcile")
+    return DONE
 
 
 def _context_namespace(kubeconfig: str | None, context: str | None) -> str:

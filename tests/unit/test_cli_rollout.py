@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from modeldeploy.cli import build_parser
-from modeldeploy.cli_rollout import DONE, NOT_DONE, history_table, rollout_status
+from modeldeploy.cli_rollout import DONE, NOT_DONE, action_patch, action_refusal, history_table, rollout_status
 
 Obj = dict[str, Any]
 ROLLING = "rolling out: 1/3 replicas updated"
@@ -109,3 +109,44 @@ def test_the_command_line_takes_kubectls_flags() -> None:
     )
     assert (args.action, args.name, args.namespace, args.wait, args.timeout) == ("status", "iris", "team", True, 30.0)
     assert (args.kubeconfig, args.context) == ("k", "c")
+
+
+def _with_rollout(phase: str | None) -> dict[str, object]:
+    status: dict[str, object] = {"rollout": {"phase": phase}} if phase else {}
+    return {"apiVersion": "modeldeploy.io/v1alpha1", "metadata": {"name": "iris", "namespace": "ml"}, "status": status}
+
+
+@pytest.mark.parametrize(
+    ("verb", "phase", "refused"),
+    [
+        ("promote", "Progressing", None),
+        ("abort", "Progressing", None),
+        ("retry", "RolledBack", None),
+        ("promote", "RolledBack", "its rollout is RolledBack; promote needs a rollout that is Progressing"),
+        ("retry", "Promoted", "its rollout is Promoted; retry needs a rollout that is RolledBack"),
+        ("abort", None, "it has no canary or watched rollout"),
+    ],
+)
+def test_actions_are_asked_only_of_a_rollout_that_can_take_them(
+    verb: str, phase: str | None, refused: str | None
+) -> None:
+    refusal = action_refusal(_with_rollout(phase), verb)
+    if refused is None:
+        assert refusal is None
+    else:
+        assert refusal is not None
+        assert refusal.startswith(f"cannot {verb} modeldeployment 'iris': ")
+        assert refused in refusal
+
+
+def test_an_action_is_one_annotation_applied_never_the_status_or_the_spec() -> None:
+    body = action_patch(_with_rollout("Progressing"), "promote", "123")
+    assert body == {
+        "apiVersion": "modeldeploy.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {
+            "name": "iris",
+            "namespace": "ml",
+            "annotations": {"modeldeploy.io/rollout-action": "promote/123"},
+        },
+    }

@@ -36,7 +36,8 @@ def test_a_new_version_supersedes_the_served_one_once_it_serves() -> None:
     promoted = next_history(rolled, V2, served=True, now=T3)
     assert brief(promoted) == [(2, "2.0.0", "Promoted"), (1, "1.0.0", "Superseded")]
     assert promoted[1].reason == "replaced by revision 2"
-    assert promoted[1].finished is not None and promoted[1].finished.isoformat() == "2026-01-01T00:03:00+00:00"
+    assert promoted[1].finished is not None
+    assert promoted[1].finished.isoformat() == "2026-01-01T00:03:00+00:00"
 
 
 def test_a_rolled_back_revision_ends_and_the_served_one_keeps_serving() -> None:
@@ -44,7 +45,8 @@ def test_a_rolled_back_revision_ends_and_the_served_one_keeps_serving() -> None:
     canary = next_history(served, V2, served=False, now=T2)
     rolled_back = next_history(canary, V2, served=False, now=T3, rolled_back="errorRate: 30% of 100 requests")
     assert brief(rolled_back) == [(2, "2.0.0", "RolledBack"), (1, "1.0.0", "Promoted")]
-    assert rolled_back[0].reason == "errorRate: 30% of 100 requests" and rolled_back[0].finished is not None
+    assert rolled_back[0].reason == "errorRate: 30% of 100 requests"
+    assert rolled_back[0].finished is not None
     assert rolled_back[1].finished is None, "revision 1 still serves"
     held = next_history(rolled_back, V2, served=False, now=T3, rolled_back="errorRate: 30% of 100 requests")
     assert held == rolled_back, "the rollback holding writes nothing new"

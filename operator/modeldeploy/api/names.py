@@ -13,6 +13,10 @@ SHORT_NAMES: tuple[str, ...] = ("md",)
 CATEGORIES: tuple[str, ...] = ("ml",)
 CRD_NAME = f"{PLURAL}.{GROUP}"
 
+ROLLOUT_ACTION_ANNOTATION = "modeldeploy.io/rollout-action"
+"""A person's request to a rollout, '<promote|abort|retry>/<unique token>': written by `modeldeploy rollout`,
+carried out once by the operator (status.rollout.action records the last one carried out)."""
+
 RESERVED_LABEL_PREFIXES: tuple[str, ...] = ("app.kubernetes.io/", "modeldeploy.io/")
 """Pod label prefixes the operator sets itself; user labels there would fight its selectors."""
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from modeldeploy.api.names import ROLLOUT_ACTION_ANNOTATION
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec, RolloutCheck, RolloutStatus, ServerSpec
 from modeldeploy.controller.cache import Key
 from modeldeploy.controller.children import Track
@@ -23,8 +24,7 @@ from modeldeploy.render.names import child_name, label_value
 from modeldeploy.rollout.canary import CanaryReplicas, Decision, Observed, decide
 from modeldeploy.status import compute as status_compute
 
-ACTION_ANNOTATION = "modeldeploy.io/rollout-action"
-"""Where `modeldeploy rollout promote|abort|retry` writes its request: '<verb>/<unique token>'."""
+ACTION_ANNOTATION = ROLLOUT_ACTION_ANNOTATION
 Obj = dict[str, Any]
 NO_ROLLOUT = Decision(status=None)
 
