@@ -29,7 +29,7 @@ from modeldeploy_dev.s3 import moto_venv, start_s3_server
 from modeldeploy_dev.sandbox import build
 from modeldeploy_dev.sandbox.cluster import Sandbox, kubectl_binary
 from modeldeploy_dev.sandbox.kubelet import FARM_DIR, IMAGES_FILE
-from modeldeploy_dev.sandbox.traffic import iris_rows, send_rows
+from modeldeploy_dev.sandbox.traffic import ServiceTraffic, iris_rows, send_rows, service_endpoints
 
 NAMESPACE = "models"
 RELEASE = "modeldeploy"
@@ -138,6 +138,7 @@ class Demo:
         self.story_broken_replica()
         self.story_hand_edit()
         self.story_model_from_s3()
+        self.story_canary_rolled_back()
 
         self.step(f"Done in {time.monotonic() - self.started:.0f}s. Try:")
         self.say(f"kubectl --kubeconfig {self.sandbox.kubeconfig} -n {NAMESPACE} describe md iris-full")
@@ -227,6 +228,43 @@ class Demo:
             "jsonpath={range .items[*]}{.message}{'\\n'}{end}",
         )
         self.say(f"Warning ConfigDriftCorrected: {events.strip().splitlines()[-1]}")
+
+    def story_canary_rolled_back(self) -> None:
+        self.step("Story 5: a canary of a version whose predictions are shifted is rolled back on its own evidence")
+        self.say(self.kubectl("-n", NAMESPACE, "apply", "-f", str(ROOT / "examples" / "canary.yaml")).strip())
+        self.wait("md/iris-rollout Ready", lambda: self.condition("iris-rollout", "Ready").get("status") == "True")
+
+        def endpoints() -> list[tuple[str, int]]:
+            service = json.loads(self.kubectl("-n", NAMESPACE, "get", "service", "iris-rollout", "-o", "json"))
+            pods = json.loads(self.kubectl("-n", NAMESPACE, "get", "pods", "-o", "json"))["items"]
+            return service_endpoints(service, pods)
+
+        with ServiceTraffic(endpoints, "iris", per_second=30) as traffic:
+            self.say("traffic: 30 requests/s to the Service's ready pods, picked as kube-proxy picks")
+            shifted = {"spec": {"model": {"version": "2.0.0"}, "podAnnotations": {FAULT: "shift=2.5"}}}
+            self.kubectl("-n", NAMESPACE, "patch", "md", "iris-rollout", "--type=merge", "-p", json.dumps(shifted))
+            self.say("version 2.0.0 applied; the farm makes its model predict from features moved by +2.5 cm")
+
+            def phase() -> str:
+                md = json.loads(self.kubectl("-n", NAMESPACE, "get", "md", "iris-rollout", "-o", "json"))
+                return str((md.get("status", {}).get("rollout") or {}).get("phase"))
+
+            self.wait("the canary running", lambda: phase() == "Progressing", 30)
+            self.say(self.plugin("rollout", "status", "iris-rollout"))
+            self.wait("the canary rolled back", lambda: phase() == "RolledBack", 120)
+            self.say(f"{traffic.sent} requests sent meanwhile, answered: {dict(sorted(traffic.answered.items()))}")
+        stalled = self.condition("iris-rollout", "Stalled")
+        self.say(f"Stalled={stalled['status']} {stalled['reason']}: {stalled['message']}")
+        print(self.plugin("rollout", "history", "iris-rollout"), flush=True)
+        print(self.kubectl("-n", NAMESPACE, "get", "md", "iris-rollout", "-o", "wide"), flush=True)
+
+    def plugin(self, *args: str) -> str:
+        """`kubectl modeldeploy ...`, the plugin found on the PATH as a user's kubectl finds it."""
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+        env["KUBECONFIG"] = str(self.sandbox.kubeconfig)  # kubectl hands a plugin no flags given before its name
+        command = [kubectl_binary(), "modeldeploy", *args, "-n", NAMESPACE]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, check=False)
+        return (result.stdout + result.stderr).strip()
 
     def story_model_from_s3(self) -> None:
         self.step("Story 4: a scikit-learn model trained here, put in a local S3, served by MLServer from ten lines")
