@@ -137,8 +137,8 @@ class Demo:
         self.story_data_drift()
         self.story_broken_replica()
         self.story_hand_edit()
+        self.story_canary_rolled_back()  # before story 4, which has the farm run that image's pods for real
         self.story_model_from_s3()
-        self.story_canary_rolled_back()
 
         self.step(f"Done in {time.monotonic() - self.started:.0f}s. Try:")
         self.say(f"kubectl --kubeconfig {self.sandbox.kubeconfig} -n {NAMESPACE} describe md iris-full")
@@ -230,7 +230,7 @@ class Demo:
         self.say(f"Warning ConfigDriftCorrected: {events.strip().splitlines()[-1]}")
 
     def story_canary_rolled_back(self) -> None:
-        self.step("Story 5: a canary of a version whose predictions are shifted is rolled back on its own evidence")
+        self.step("Story 4: a canary of a version whose predictions are shifted is rolled back on its own evidence")
         self.say(self.kubectl("-n", NAMESPACE, "apply", "-f", str(ROOT / "examples" / "canary.yaml")).strip())
         self.wait("md/iris-rollout Ready", lambda: self.condition("iris-rollout", "Ready").get("status") == "True")
 
@@ -267,7 +267,7 @@ class Demo:
         return (result.stdout + result.stderr).strip()
 
     def story_model_from_s3(self) -> None:
-        self.step("Story 4: a scikit-learn model trained here, put in a local S3, served by MLServer from ten lines")
+        self.step("Story 5: a scikit-learn model trained here, put in a local S3, served by MLServer from ten lines")
         self.say(
             "MLServer 1.7.1 and moto (an S3 server) run from virtualenvs of their own; the first run installs them"
         )

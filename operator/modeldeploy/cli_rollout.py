@@ -93,6 +93,8 @@ def action_refusal(md: Obj, verb: str) -> str | None:
     name = (md.get("metadata") or {}).get("name", "?")
     rollout = (md.get("status") or {}).get("rollout") or {}
     phase = rollout.get("phase")
+    if verb == "promote" and phase == "Progressing" and not rollout.get("steps"):
+        return f"cannot promote modeldeployment {name!r}: a rolling update has no steps to skip; abort it or wait"
     if phase in _ACTION_PHASES[verb]:
         return None
     now = f"its rollout is {phase}" if phase else "it has no canary or watched rollout"

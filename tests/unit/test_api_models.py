@@ -60,7 +60,7 @@ def test_examples_parse(path: Path) -> None:
 
 
 def test_every_example_exists() -> None:
-    assert [path.name for path in EXAMPLES] == ["full.yaml", "minimal.yaml", "sklearn-s3.yaml"]
+    assert [path.name for path in EXAMPLES] == ["canary.yaml", "full.yaml", "minimal.yaml", "sklearn-s3.yaml"]
 
 
 def test_full_example_uses_every_section() -> None:

@@ -111,8 +111,8 @@ def test_the_command_line_takes_kubectls_flags() -> None:
     assert (args.kubeconfig, args.context) == ("k", "c")
 
 
-def _with_rollout(phase: str | None) -> dict[str, object]:
-    status: dict[str, object] = {"rollout": {"phase": phase}} if phase else {}
+def _with_rollout(phase: str | None, steps: int | None = 2) -> dict[str, object]:
+    status: dict[str, object] = {"rollout": {"phase": phase, "steps": steps}} if phase else {}
     return {"apiVersion": "modeldeploy.io/v1alpha1", "metadata": {"name": "iris", "namespace": "ml"}, "status": status}
 
 
@@ -137,6 +137,13 @@ def test_actions_are_asked_only_of_a_rollout_that_can_take_them(
         assert refusal is not None
         assert refusal.startswith(f"cannot {verb} modeldeployment 'iris': ")
         assert refused in refusal
+
+
+def test_a_watched_rolling_update_can_be_aborted_not_promoted() -> None:
+    assert action_refusal(_with_rollout("Progressing", steps=None), "abort") is None
+    refusal = action_refusal(_with_rollout("Progressing", steps=None), "promote")
+    assert refusal is not None
+    assert "a rolling update has no steps to skip" in refusal
 
 
 def test_an_action_is_one_annotation_applied_never_the_status_or_the_spec() -> None:

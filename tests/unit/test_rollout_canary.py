@@ -171,7 +171,7 @@ def test_a_rollback_holds_until_the_template_changes_or_a_person_retries() -> No
     assert again.status is not None
     assert again.status.phase == "RolledBack"
     assert decide(CANARY, observed(previous=again.status, action="retry/1")).status == again.status, "a token acts once"
-    reverted = decide(CANARY, observed(previous=rolled, stable_matches=True))
+    reverted = decide(CANARY, observed(previous=rolled, revision="old", version="1.0.0", stable_matches=True))
     assert (reverted.status, reverted.stable) == (None, "apply"), "the spec back on the stable's template"
 
 
@@ -220,3 +220,37 @@ def test_a_rolling_update_with_auto_rollback_is_watched_and_reverted_past_its_de
 def test_a_plain_rolling_update_decides_nothing() -> None:
     assert decide(None, observed()).status is None
     assert decide(RolloutSpec(), observed()).status is None
+
+
+@pytest.mark.parametrize("phase", ["Progressing", "RolledBack"])
+def test_a_stable_without_ready_pods_for_a_moment_neither_promotes_nor_undoes_a_rollback(phase: str) -> None:
+    previous = at_step(1, phase=phase, message="version 2.0.0 rolled back, 1.0.0 serves: x")
+    decision = decide(CANARY, observed(previous=previous, stable_serving=False, now=later(5)))
+    assert decision.stable == "hold"
+    assert decision.status is not None
+    assert decision.status.phase == phase
+
+
+@pytest.mark.parametrize("verb", ["promote", "abort"])
+def test_a_request_left_from_an_earlier_canary_does_not_act_on_the_next(verb: str) -> None:
+    promoted = at_step(1, phase="Promoted", action=None)
+    started = decide(CANARY, observed(previous=promoted, revision="next", version="3.0.0", action=f"{verb}/9"))
+    assert started.status is not None
+    assert started.status.action == f"{verb}/9", "counted as carried out"
+    going_on = decide(
+        CANARY,
+        observed(
+            previous=started.status,
+            revision="next",
+            version="3.0.0",
+            action=f"{verb}/9",
+            now=later(1),
+            canary=CanaryReplicas(healthy=1),
+        ),
+    )
+    assert going_on.status is not None
+    assert going_on.status.phase == "Progressing"
+
+
+def test_a_canary_is_never_larger_than_any_deployment_may_be() -> None:
+    assert canary_replicas(50, 99) == 1000

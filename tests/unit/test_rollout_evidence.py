@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from modeldeploy.api.v1alpha1 import CanaryAnalysis
@@ -16,7 +18,7 @@ BOUNDS = (0.01, 0.1, 1.0)
         ((10, 0, 0, 0), 0.5, 0.005),  # all in the first bucket, which starts at 0
         ((0, 10, 0, 0), 0.95, 0.01 + 0.09 * 0.95),
         ((50, 40, 10, 0), 0.95, 0.1 + 0.9 * 0.5),
-        ((0, 0, 0, 10), 0.95, 1.0),  # in +Inf: the highest finite bound
+        ((0, 0, 0, 10), 0.95, math.inf),  # in +Inf: above every bound, however high the limit
         ((0, 0, 0, 0), 0.95, None),
     ],
 )
@@ -38,11 +40,12 @@ def tally(requests: float, errors: float | None, counts: tuple[float, ...]) -> R
         (tally(100, 0, (90, 10, 0, 0)), ("Passed", "Passed"), "0.0% of 100 requests answered 5xx, within 5.0%"),
         (tally(100, 6, (90, 10, 0, 0)), ("Failed", "Passed"), "6.0% of 100 requests answered 5xx, above the 5.0%"),
         (tally(100, 0, (0, 50, 50, 0)), ("Passed", "Failed"), "p95 910ms over 100 requests, above 200ms"),
+        (tally(100, 0, (0, 0, 90, 10)), ("Passed", "Failed"), "p95 above 1000ms, the request histogram's largest"),
         (tally(19, 19, (19, 0, 0, 0)), ("Pending", "Pending"), "19 of 20 requests needed to judge"),
         (tally(100, None, (100, 0, 0, 0)), ("Pending", "Passed"), "has no status label to count errors by"),
         (None, ("Pending", "Pending"), "no request metric found"),
     ],
-    ids=["good", "errors", "slow", "too-few", "no-status-label", "no-metric"],
+    ids=["good", "errors", "slow", "beyond-the-buckets", "too-few", "no-status-label", "no-metric"],
 )
 def test_error_rate_and_latency_are_judged_with_figures(
     measured: RequestTally | None, states: tuple[str, str], words: str

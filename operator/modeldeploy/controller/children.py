@@ -165,12 +165,18 @@ class DeploymentChild(Child):
         plan = super().plan(state, owner, spec, server, track)
         if plan.live is None or track.stable == "apply":
             return plan
-        if track.stable == "revert" and track.revert_to is not None and plan.desired is not None:
-            desired = copy.deepcopy(plan.desired)
-            desired["spec"]["template"] = copy.deepcopy(track.revert_to)
-            desired["metadata"]["annotations"].pop(lbl.APPLIED_HASH, None)
-            return Plan(self, with_hash(desired), plan.live)
-        return Plan(self, None, plan.live)  # not stale, and a Deployment is never removed
+        if plan.desired is None:
+            return plan
+        # Only the pod template is held (or reverted): replicas, autoscaling's handover, the strategy
+        # and hand-edit corrections still apply while a canary runs or a rollback holds.
+        template = track.revert_to if track.stable == "revert" and track.revert_to is not None else None
+        if template is None:
+            template = copy.deepcopy(plan.live["spec"]["template"])
+            template.get("metadata", {}).pop("creationTimestamp", None)
+        desired = copy.deepcopy(plan.desired)
+        desired["spec"]["template"] = copy.deepcopy(template)
+        desired["metadata"]["annotations"].pop(lbl.APPLIED_HASH, None)
+        return Plan(self, with_hash(desired), plan.live)
 
     async def before_update(self, api: kubeapi.KubeApi, live: Obj, desired: Obj) -> None:
         """Stop owning spec.replicas without resetting it, so the HPA takes over smoothly.
@@ -221,7 +227,9 @@ class CanaryChild(Child):
     ) -> Plan:
         live = self.cache(state).get((owner.namespace, child_name(owner.name) + CANARY_SUFFIX))
         if live is not None and controller_uid(live) != owner.uid:
-            raise NameConflict(self.kind.kind, live["metadata"]["name"])
+            if track.canary_replicas is not None:  # someone else's object by that name: only a canary minds
+                raise NameConflict(self.kind.kind, live["metadata"]["name"])
+            live = None  # not ours: never removed
         if track.canary_replicas is None:
             return Plan(self, None, live)
         stable = render_deployment(owner, spec, state.platform, server)

@@ -33,10 +33,11 @@ from modeldeploy.controller.limits import (
     record_failure,
     stalled_retry_in,
 )
-from modeldeploy.controller.rollouts import decide_rollout, previous_rollout, track_of, version_of
+from modeldeploy.controller.rollouts import decide_rollout, previous_rollout, run_id, track_of, version_of
 from modeldeploy.controller.state import ControllerState
 from modeldeploy.render import labels as lbl
-from modeldeploy.render.children import Owner, service_url
+from modeldeploy.render.children import Owner, render_deployment, service_url
+from modeldeploy.render.compare import contains
 from modeldeploy.render.names import child_name
 from modeldeploy.render.runtime import Resolved, RuntimeProblem
 from modeldeploy.rollout.canary import Decision
@@ -310,14 +311,14 @@ class Reconciler:
         decision = decide_rollout(self.state, key, body, spec, server, owner)
         outcome.rollout = decision
         if decision.canary_replicas is not None and decision.status is not None:
-            self.state.canary_revision[key] = decision.status.revision
+            self.state.canary_revision[key] = run_id(decision.status)
         else:
             self.state.canary_revision.pop(key, None)
         if decision.rolled_back is not None:
             outcome.problem = status_compute.Problem("RolledBack", decision.rolled_back)
         if decision.wake_in is not None:
             outcome.retry_in = decision.wake_in if outcome.retry_in is None else min(outcome.retry_in, decision.wake_in)
-        revert_to = await self._revert_template(owner, decision) if decision.stable == "revert" else None
+        revert_to = await self._revert_template(owner, spec, server, decision) if decision.stable == "revert" else None
         track = track_of(decision, revert_to)
         plans = [child.plan(self.state, owner, spec, server, track) for child in CHILDREN]
         stale = [plan for plan in plans if plan.stale]
@@ -354,7 +355,9 @@ class Reconciler:
                 outcome.add(await plan.child.remove(self.api, self.state, plan, owner))
         return True
 
-    async def _revert_template(self, owner: Owner, decision: Decision) -> Obj | None:
+    async def _revert_template(
+        self, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, decision: Decision
+    ) -> Obj | None:
         """The pod template that served before the rolled-back one: its ReplicaSet is still there.
 
         The Deployment controller keeps old ReplicaSets (revisionHistoryLimit) precisely so a
@@ -373,15 +376,24 @@ class Reconciler:
             return None
         listed = await self.api.list(kubeapi.REPLICA_SET, owner.namespace, f"{lbl.NAME_LABEL}={name}")
         stable_uid = stable["metadata"].get("uid")
-        owned = [
+        bad = render_deployment(
+            owner,
+            self.state.spec(self.state.models.get(key) or {}),
+            self.state.platform,
+            self.state.resolved(self.state.models.get(key) or {}).server,
+        )["spec"]["template"]
+        # every earlier template but the rolled-back one; the served version's first, when it is known
+        earlier = [
             rs
             for rs in listed.get("items") or []
-            if controller_uid(rs) == stable_uid and version_of(rs["spec"]["template"]) == rollout.stable_version
+            if controller_uid(rs) == stable_uid and not contains(rs["spec"]["template"], bad)
         ]
-        if not owned:
-            log.warning("%s/%s: no ReplicaSet of version %s left to roll back to", *key, rollout.stable_version)
+        served = [rs for rs in earlier if version_of(rs["spec"]["template"]) == rollout.stable_version]
+        candidates = served or earlier
+        if not candidates:
+            log.warning("%s/%s: no earlier ReplicaSet left to roll back to", *key)
             return None
-        newest = max(owned, key=lambda rs: int(rs["metadata"].get("annotations", {}).get(_RS_REVISION, "0") or 0))
+        newest = max(candidates, key=lambda rs: int(rs["metadata"].get("annotations", {}).get(_RS_REVISION, "0") or 0))
         template: Obj = copy.deepcopy(newest["spec"]["template"])
         template.get("metadata", {}).get("labels", {}).pop("pod-template-hash", None)
         template.get("metadata", {}).pop("creationTimestamp", None)
@@ -501,8 +513,13 @@ class Reconciler:
             serving=_serving(spec, resolved),
             previous_status=body.get("status") or {},
             rollout=rollout,
+            # the stable's version is no drift only while a canary runs beside it or a rollback holds it
             other_versions=frozenset(
-                {rollout.stable_version} if rollout is not None and rollout.stable_version is not None else set()
+                {rollout.stable_version}
+                if rollout is not None
+                and rollout.stable_version is not None
+                and rollout.phase in ("Progressing", "RolledBack")
+                else set()
             ),
         )
 

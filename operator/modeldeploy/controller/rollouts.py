@@ -61,9 +61,12 @@ def decide_rollout(
     rolled = status_compute.rollout_of(stable, None if spec.autoscaling else spec.replicas)
     revision = template_revision(desired)
     analysis: Sequence[RolloutCheck] = ()
-    evidence = state.canary_checks.get(key)
-    if evidence is not None and evidence[0] == revision:
-        analysis = evidence[1]
+    if canary_track and previous is not None and previous.revision == revision:
+        evidence = state.canary_checks.get(key)
+        if evidence is not None and evidence[0] == run_id(previous):
+            analysis = evidence[1]
+        elif _analysed(spec):  # not judged yet for this run: nothing may pass on the last run's evidence
+            analysis = (RolloutCheck(name="analysis", state="Pending", message="no probe round of this canary yet"),)
     observed = Observed(
         revision=revision,
         version=spec.model.version,
@@ -79,6 +82,18 @@ def decide_rollout(
         now=datetime.now(UTC).replace(microsecond=0),
     )
     return decide(rollout, observed)
+
+
+def run_id(rollout: RolloutStatus) -> str:
+    """One run of a canary: its template and the request that started it (a retry counts afresh)."""
+    return f"{rollout.revision}/{rollout.action or ''}"
+
+
+def _analysed(spec: ModelDeploymentSpec) -> bool:
+    analysis = spec.rollout.analysis if spec.rollout is not None else None
+    return analysis is not None and any(
+        limit is not None for limit in (analysis.max_error_rate, analysis.max_latency_seconds, analysis.max_drift_score)
+    )
 
 
 def track_of(decision: Decision, revert_to: Obj | None = None) -> Track:

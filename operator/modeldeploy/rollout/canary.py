@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
+from modeldeploy.api.base import MAX_REPLICAS
 from modeldeploy.api.v1alpha1 import RolloutCheck, RolloutSpec, RolloutStatus
 
 ROLLED_BACK = "RolledBack"
@@ -68,8 +69,12 @@ class Decision:
 
 
 def canary_replicas(stable: int, weight: int) -> int:
-    """Replicas that make the canary `weight` percent of the whole while the stable keeps all of its own."""
-    return max(1, math.ceil(stable * weight / (100 - weight)))
+    """Replicas that make the canary `weight` percent of the whole while the stable keeps all of its own.
+
+    At most MAX_REPLICAS, as any Deployment the operator renders: 99% of 50 replicas would be
+    4,950 (status.rollout.weight then says the share there really is).
+    """
+    return min(MAX_REPLICAS, max(1, math.ceil(stable * weight / (100 - weight))))
 
 
 def weight_of(stable: int, canary: int) -> int:
@@ -96,25 +101,26 @@ def decide(spec: RolloutSpec | None, obs: Observed) -> Decision:
     if spec is None or not spec.canary:
         return _rolling(spec, obs)
     prev = obs.previous
-    if obs.stable_matches or not obs.stable_serving:
-        # nothing to judge against, or nothing new: the template is the stable's
-        if prev is not None and prev.revision == obs.revision and prev.phase == "Promoted":
+    if prev is not None and prev.revision == obs.revision:
+        # this template's rollout goes on, whatever the stable's pods do meanwhile (a node restart
+        # leaving it without ready replicas must not promote, or undo a rollback, unchecked)
+        if prev.phase == "RolledBack":
+            if new_action(obs.action, prev) == "retry":
+                return _start(spec, obs, superseded=False)
+            return Decision(status=prev, stable="hold", rolled_back=prev.message)
+        if prev.phase == "Promoted":
             # the canary serves on until the stable has rolled over, so serving capacity never dips
             keep = None if obs.stable_complete and obs.stable_matches else prev.canary_replicas
             return Decision(status=prev, canary_replicas=keep)
-        return Decision(status=None)
-    if prev is None or prev.revision != obs.revision:
-        return _start(spec, obs, superseded=prev is not None and prev.phase == "Progressing")
-    if prev.phase == "RolledBack":
-        if new_action(obs.action, prev) == "retry":
-            return _start(spec, obs, superseded=False, action=obs.action)
-        return Decision(status=prev, stable="hold", rolled_back=prev.message)
-    if prev.phase == "Promoted":
-        return Decision(status=prev, canary_replicas=prev.canary_replicas)  # the promotion's apply is on its way
-    return _progress(spec, obs, prev)
+        return _progress(spec, obs, prev)
+    if obs.stable_matches or not obs.stable_serving:
+        return Decision(status=None)  # nothing new (the stable's own template), or nothing to judge against
+    return _start(spec, obs, superseded=prev is not None and prev.phase == "Progressing")
 
 
-def _start(spec: RolloutSpec, obs: Observed, *, superseded: bool, action: str | None = None) -> Decision:
+def _start(spec: RolloutSpec, obs: Observed, *, superseded: bool) -> Decision:
+    """Step 1 of a canary. The annotation there is now counts as carried out: a request made for
+    an earlier canary (a promote racing its own promotion) must not act on this one."""
     steps = spec.steps or []
     replicas = canary_replicas(obs.stable_replicas, steps[0].weight)
     status = RolloutStatus(
@@ -128,7 +134,7 @@ def _start(spec: RolloutSpec, obs: Observed, *, superseded: bool, action: str | 
         canary_replicas=replicas,
         since=_stamp(obs.now),
         message=f"canary of version {obs.version} at step 1 of {len(steps)}",
-        action=action if action is not None else (obs.previous.action if obs.previous else None),
+        action=obs.action,
     )
     note = " (the previous canary was superseded)" if superseded else ""
     event = (
@@ -269,27 +275,34 @@ def _rolling(spec: RolloutSpec | None, obs: Observed) -> Decision:
     if prev is not None and prev.revision == obs.revision:
         if prev.phase == "RolledBack":
             if new_action(obs.action, prev) == "retry":
-                return _watch(obs, action=obs.action)
+                return _watch(obs, prev.stable_version)
             return Decision(status=prev, stable="revert", rolled_back=prev.message)
         if prev.phase == "Promoted":
             return Decision(status=prev)
         return _watch_progress(spec, obs, prev)
-    if obs.stable_matches and prev is None:
-        return Decision(status=None)  # nothing new was ever rolled out under watch
-    if not obs.stable_serving and prev is None:
+    if obs.stable_matches and obs.stable_complete:
+        return Decision(status=None)  # nothing new is rolling out
+    if not obs.stable_serving and (prev is None or prev.phase != "Progressing"):
         return Decision(status=None)  # a first rollout has nothing to return to
-    return _watch(obs, action=prev.action if prev is not None else None)
+    # What served before: while another watched rollout was still on its way, the version before that
+    # one (it never served); else the stable's as it stands, unless the template is already applied
+    # (a status write lost after the apply), when the ReplicaSets will tell.
+    if prev is not None and prev.phase == "Progressing":
+        before = prev.stable_version
+    else:
+        before = None if obs.stable_matches else obs.stable_version
+    return _watch(obs, before)
 
 
-def _watch(obs: Observed, *, action: str | None) -> Decision:
+def _watch(obs: Observed, before: str | None) -> Decision:
     status = RolloutStatus(
         phase="Progressing",
         revision=obs.revision,
         version=obs.version,
-        stable_version=obs.stable_version,
+        stable_version=before,
         since=_stamp(obs.now),
         message=f"rolling update to version {obs.version}, rolled back if not healthy in time",
-        action=action,
+        action=obs.action,
     )
     return Decision(status=status, wake_in=0.0)
 
@@ -301,7 +314,7 @@ def _watch_progress(spec: RolloutSpec, obs: Observed, prev: RolloutStatus) -> De
     checks = _replica_checks(obs.canary, obs.stable_replicas, obs.version)
     if any(c.state == "Failed" for c in checks if c.name == "version"):
         return _roll_back_rolling(obs, prev, checks, "; ".join(f"{c.name}: {c.message}" for c in checks))
-    if all(c.state == "Passed" for c in checks) and obs.stable_matches:
+    if all(c.state == "Passed" for c in checks) and obs.stable_matches and obs.stable_complete:
         status = RolloutStatus.model_validate(
             {
                 **dict(prev),

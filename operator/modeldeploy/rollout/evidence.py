@@ -47,8 +47,9 @@ class RequestTally:
 def quantile(bounds: Sequence[float], counts: Sequence[float], q: float) -> float | None:
     """The q-quantile of a bucketed distribution, linear within its bucket; None without observations.
 
-    Like `histogram_quantile`: the first bucket starts at 0, and a quantile in the +Inf bucket
-    is the highest finite bound (the histogram cannot say more than "above it").
+    Like `histogram_quantile`, the first bucket starts at 0; unlike it, a quantile in the +Inf
+    bucket is infinite, not the highest finite bound: all the histogram says is "above it", and a
+    limit at or above that bound must not pass requests that took a minute.
     """
     total = math.fsum(counts)
     if total <= 0:
@@ -58,13 +59,13 @@ def quantile(bounds: Sequence[float], counts: Sequence[float], q: float) -> floa
     lower = 0.0
     for index, count in enumerate(counts):
         if index == len(bounds):
-            return bounds[-1] if bounds else None
+            return math.inf
         upper = bounds[index]
         if count > 0 and seen + count >= rank:
             return lower + (upper - lower) * ((rank - seen) / count)
         seen += count
         lower = upper
-    return bounds[-1] if bounds else None
+    return math.inf
 
 
 def request_checks(analysis: CanaryAnalysis, tally: RequestTally | None, metric: str | None) -> list[RolloutCheck]:
@@ -113,6 +114,10 @@ def _latency_check(tally: RequestTally, limit: float, q: float) -> RolloutCheck:
     label = f"p{q * 100:g}"
     if value is None:
         return RolloutCheck(name="latency", state="Pending", message="no latency observed yet")
+    if math.isinf(value):
+        top = f"{tally.bounds[-1] * 1000:.0f}ms" if tally.bounds else "its only bucket"
+        message = f"{label} above {top}, the request histogram's largest bucket, over {tally.requests:g} requests"
+        return RolloutCheck(name="latency", state="Failed", message=message)
     figures = f"{label} {value * 1000:.0f}ms over {tally.requests:g} requests"
     if value > limit:
         return RolloutCheck(name="latency", state="Failed", message=f"{figures}, above {limit * 1000:.0f}ms")

@@ -271,7 +271,8 @@ class RolloutSpec(SpecModel):
         surge, unavailable = self.max_surge, self.max_unavailable
         if surge is not None and unavailable is not None and is_zero(surge) and is_zero(unavailable):
             raise ValueError(SURGE_OR_UNAVAILABLE.message)
-        if (self.strategy == "Canary") != bool(self.steps) or (self.strategy != "Canary" and self.analysis):
+        canary = self.strategy == "Canary"
+        if (canary and not self.steps) or (not canary and (self.steps is not None or self.analysis is not None)):
             raise ValueError(STEPS_ONLY_FOR_CANARY.message)
         weights = [step.weight for step in self.steps or []]
         if weights != sorted(set(weights)):

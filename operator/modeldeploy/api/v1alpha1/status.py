@@ -13,7 +13,7 @@ from pydantic.config import JsonDict
 
 from modeldeploy.api.base import StatusModel, Timestamp
 from modeldeploy.api.conditions import Condition
-from modeldeploy.api.v1alpha1.drift import DriftMethod
+from modeldeploy.api.v1alpha1.drift import MAX_DRIFT_METRICS, DriftMethod
 
 _NULLABLE: JsonDict = {"nullable": True}
 
@@ -162,6 +162,7 @@ class RevisionStatus(StatusModel):
 
 
 RolloutPhase = Literal["Progressing", "Promoted", "RolledBack"]
+MAX_ROLLOUT_CHECKS = 4 + MAX_DRIFT_METRICS
 CheckState = Literal["Passed", "Failed", "Pending"]
 
 
@@ -191,7 +192,9 @@ class RolloutStatus(StatusModel):
     canary_replicas: int | None = Field(default=None, ge=0, description="Replicas of the canary Deployment.")
     since: Timestamp = Field(description="When the current phase or step began.")
     checks: list[RolloutCheck] | None = Field(
-        default=None, max_length=16, description="The checks at the last verdict."
+        default=None,
+        max_length=MAX_ROLLOUT_CHECKS,
+        description="The checks at the last verdict: health, version, errorRate, latency, one per drift metric.",
     )
     message: str | None = Field(default=None, description="Why the rollout is where it is.")
     action: str | None = Field(
