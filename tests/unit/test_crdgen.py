@@ -131,6 +131,7 @@ def test_printer_columns() -> None:
         "Healthy": ".status.health.summary",
         "Drifted": '.status.conditions[?(@.type=="Drifted")].status',
         "Runtime": ".status.model.runtime.name",
+        "Rollout": ".status.rollout.phase",
         "Age": ".metadata.creationTimestamp",
     }
     assert {READY, DRIFTED} <= set(CONDITION_TYPES)

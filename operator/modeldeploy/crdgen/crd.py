@@ -67,6 +67,13 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "description": "The ModelRuntime or ClusterModelRuntime serving the model.",
         "priority": 1,
     },
+    {
+        "name": "Rollout",
+        "type": "string",
+        "jsonPath": ".status.rollout.phase",
+        "description": "The canary or watched rollout of the latest version: Progressing, Promoted, RolledBack.",
+        "priority": 1,
+    },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 
