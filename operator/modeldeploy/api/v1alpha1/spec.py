@@ -182,11 +182,18 @@ DRIFT_ANALYSIS_NEEDS_DRIFT = CelRule(
     field_path=".rollout.analysis.maxDriftScore",
 )
 
+JUDGED_ROLLOUT_NEEDS_PROBES = CelRule(
+    rule="!has(self.rollout) || !has(self.probing) || !has(self.probing.enabled) || self.probing.enabled "
+    "|| (self.rollout.strategy != 'Canary' && !(has(self.rollout.autoRollback) && self.rollout.autoRollback))",
+    message="rollout.strategy Canary and rollout.autoRollback judge the replicas' probes: probing.enabled must be true",
+    field_path=".probing.enabled",
+)
+
 
 class ModelDeploymentSpec(SpecModel):
     """Desired state of a ModelDeployment, as the user writes it."""
 
-    model_config = ConfigDict(json_schema_extra=cel(DRIFT_ANALYSIS_NEEDS_DRIFT))
+    model_config = ConfigDict(json_schema_extra=cel(DRIFT_ANALYSIS_NEEDS_DRIFT, JUDGED_ROLLOUT_NEEDS_PROBES))
 
     model: ModelSpec = Field(description="The model to serve.")
     runtime: RuntimeSpec = Field(
@@ -252,6 +259,9 @@ class ModelDeploymentSpec(SpecModel):
         analysis = self.rollout.analysis if self.rollout is not None else None
         if analysis is not None and analysis.max_drift_score is not None and self.drift is None:
             raise ValueError(DRIFT_ANALYSIS_NEEDS_DRIFT.message)
+        judged = self.rollout is not None and (self.rollout.canary or self.rollout.auto_rollback)
+        if judged and not self.probing.enabled:
+            raise ValueError(JUDGED_ROLLOUT_NEEDS_PROBES.message)
         return self
 
     @model_validator(mode="after")
