@@ -44,7 +44,7 @@ def manifest(version: str = "1.0.0", fault: str | None = None, **rollout: Any) -
         "rollout": {
             "strategy": "Canary",
             "steps": [{"weight": 25, "pause": "5s"}, {"weight": 50, "pause": "5s"}],
-            "analysis": ANALYSIS,
+            "analysis": dict(ANALYSIS),
             "progressDeadlineSeconds": 40,
             **rollout,
         },

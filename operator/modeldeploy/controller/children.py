@@ -176,6 +176,11 @@ class DeploymentChild(Child):
         desired = copy.deepcopy(plan.desired)
         desired["spec"]["template"] = copy.deepcopy(template)
         desired["metadata"]["annotations"].pop(lbl.APPLIED_HASH, None)
+        # the Deployment's own labels say what its pods serve, not what the spec asks for
+        for key in (lbl.VERSION_LABEL, lbl.MODEL_LABEL):
+            value = (template.get("metadata", {}).get("labels") or {}).get(key)
+            if value is not None:
+                desired["metadata"]["labels"][key] = value
         return Plan(self, with_hash(desired), plan.live)
 
     async def before_update(self, api: kubeapi.KubeApi, live: Obj, desired: Obj) -> None:
