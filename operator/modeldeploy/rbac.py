@@ -33,7 +33,18 @@ PERMISSIONS: tuple[Permission, ...] = (
         ("list",),
         "rollout.autoRollback: read the pod template that last served from the Deployment's previous ReplicaSet",
     ),
-    Permission("", "services", ("get", "list", "watch", "create", "patch"), "own the model Service (SSA)"),
+    Permission(
+        "",
+        "services",
+        ("get", "list", "watch", "create", "patch", "delete"),
+        "own the model Service (SSA), and <name>-stable/-canary while rollout.httpRoute is set",
+    ),
+    Permission(
+        "gateway.networking.k8s.io",
+        "httproutes",
+        ("get", "list", "update"),
+        "rollout.httpRoute: weigh a canary on the route's backendRefs to the model's Services",
+    ),
     Permission(
         "autoscaling",
         "horizontalpodautoscalers",

@@ -296,6 +296,35 @@ BUILDERS: dict[str, Callable[[], None]] = {
 }
 
 
+GATEWAY_API = Component("gateway-api", versions.GATEWAY_API, ("gateway.networking.k8s.io_httproutes.yaml",))
+
+
+def gateway_api_crds() -> list[Path]:
+    """The Gateway API's standard CRD files, as its Go module ships them (downloaded once, cached).
+
+    Only CRDs: the sandbox has no gateway controller, so routes are objects to read and write,
+    not traffic paths.
+    """
+    if not GATEWAY_API.is_built():
+
+        def fetch(out: Path) -> None:
+            found = subprocess.run(
+                ["go", "mod", "download", "-json", f"sigs.k8s.io/gateway-api@{versions.GATEWAY_API}"],
+                cwd=tempfile.gettempdir(),
+                env=_go_env(),
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            source = Path(json.loads(found.stdout)["Dir"]) / "config" / "crd" / "standard"
+            for crd in sorted(source.glob("gateway.networking.k8s.io_*.yaml")):
+                if "_vap_" not in crd.name:  # a ValidatingAdmissionPolicy, not a CRD
+                    shutil.copyfile(crd, out / crd.name)
+
+        _timed(GATEWAY_API, fetch)
+    return sorted(GATEWAY_API.directory.glob("*.yaml"))
+
+
 def build_all(components: Sequence[Component] = ALL) -> None:
     if shutil.which("go") is None:
         raise RuntimeError("Go is required to build the sandbox (https://go.dev/doc/install); `go` is not on PATH")

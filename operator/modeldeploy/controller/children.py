@@ -24,6 +24,7 @@ from modeldeploy.render.children import (
     render_deployment,
     render_hpa,
     render_service,
+    render_track_service,
     with_hash,
 )
 from modeldeploy.render.compare import contains
@@ -211,6 +212,32 @@ class ServiceChild(Child):
         return render_service(owner, spec, server)
 
 
+class TrackServiceChild(Child):
+    """`<name>-stable` / `<name>-canary`: present while spec.rollout.httpRoute is set."""
+
+    kind = kubeapi.SERVICE
+
+    def __init__(self, track: str) -> None:
+        self.track = track
+
+    def render(self, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, platform: Platform) -> Obj | None:
+        return render_track_service(owner, spec, server, self.track)
+
+    def plan(
+        self, state: ControllerState, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, track: Track
+    ) -> Plan:
+        live = self.cache(state).get((owner.namespace, f"{child_name(owner.name)}-{self.track}"))
+        desired = self.render(owner, spec, server, state.platform)
+        if live is not None and controller_uid(live) != owner.uid:
+            if desired is not None:
+                raise NameConflict(self.kind.kind, live["metadata"]["name"])
+            live = None  # not ours: never removed
+        return Plan(self, desired, live)
+
+    async def remove(self, api: kubeapi.KubeApi, state: ControllerState, plan: Plan, owner: Owner) -> Report:
+        return await _delete_owned(self, api, state, plan, owner)
+
+
 class HpaChild(Child):
     kind = kubeapi.HPA
 
@@ -251,7 +278,14 @@ class CanaryChild(Child):
         return await _delete_owned(self, api, state, plan, owner)
 
 
-CHILDREN: tuple[Child, ...] = (DeploymentChild(), CanaryChild(), ServiceChild(), HpaChild())
+CHILDREN: tuple[Child, ...] = (
+    DeploymentChild(),
+    CanaryChild(),
+    ServiceChild(),
+    TrackServiceChild(lbl.STABLE),
+    TrackServiceChild(lbl.CANARY),
+    HpaChild(),
+)
 
 
 async def _delete_owned(child: Child, api: kubeapi.KubeApi, state: ControllerState, plan: Plan, owner: Owner) -> Report:

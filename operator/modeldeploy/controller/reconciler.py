@@ -34,6 +34,7 @@ from modeldeploy.controller.limits import (
     stalled_retry_in,
 )
 from modeldeploy.controller.rollouts import decide_rollout, previous_rollout, run_id, track_of, version_of
+from modeldeploy.controller.routes import RouteProblem, sync_route
 from modeldeploy.controller.state import ControllerState
 from modeldeploy.render import labels as lbl
 from modeldeploy.render.children import Owner, render_deployment, service_url
@@ -350,10 +351,28 @@ class Reconciler:
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+        await self._weigh_route(owner, body, spec, decision)
         for plan in plans:
             if plan.desired is None:
                 outcome.add(await plan.child.remove(self.api, self.state, plan, owner))
         return True
+
+    async def _weigh_route(self, owner: Owner, body: Obj, spec: ModelDeploymentSpec, decision: Decision) -> None:
+        """A canary's weight on its HTTPRoute; the route as its owner wrote it otherwise (once the services exist)."""
+        named = spec.rollout.http_route.name if spec.rollout is not None and spec.rollout.http_route else None
+        carried = decision.status.http_route if decision.status is not None else None
+        previous = previous_rollout(body)
+        route = named or carried or (previous.http_route if previous is not None else None)
+        if route is None:
+            return
+        weight = decision.route_weight if named is not None and named == carried else None
+        try:
+            if await sync_route(self.api, owner.namespace, route, child_name(owner.name), weight):
+                log.info("%s/%s: HTTPRoute %s weighted: canary %s", owner.namespace, owner.name, route, weight)
+        except RouteProblem as problem:
+            if named is None:
+                return  # no longer ours to weigh
+            raise Stalled(problem.reason, str(problem)) from None
 
     async def _revert_template(
         self, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, decision: Decision

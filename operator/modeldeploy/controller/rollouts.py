@@ -80,6 +80,7 @@ def decide_rollout(
         previous=previous,
         action=(body["metadata"].get("annotations") or {}).get(ACTION_ANNOTATION),
         now=datetime.now(UTC).replace(microsecond=0),
+        route=_route(spec, stable_template),
     )
     return decide(rollout, observed)
 
@@ -102,6 +103,15 @@ def track_of(decision: Decision, revert_to: Obj | None = None) -> Track:
 
 def is_canary(pod: Mapping[str, Any]) -> bool:
     return ((pod.get("metadata") or {}).get("labels") or {}).get(lbl.TRACK_LABEL) == lbl.CANARY
+
+
+def _route(spec: ModelDeploymentSpec, stable_template: Mapping[str, Any] | None) -> str | None:
+    """The HTTPRoute a new canary can be weighted on: named, and the stable's pods labelled for `<name>-stable`."""
+    route = spec.rollout.http_route if spec.rollout is not None else None
+    labels = ((stable_template or {}).get("metadata") or {}).get("labels") or {}
+    if route is None or labels.get(lbl.TRACK_LABEL) != lbl.STABLE:
+        return None
+    return route.name
 
 
 def version_of(template: Mapping[str, Any]) -> str | None:

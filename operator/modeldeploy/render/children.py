@@ -138,6 +138,8 @@ def render_deployment(
     mount = model_mount(spec, platform or Platform())
     labels = lbl.common_labels(name, spec.model.name, spec.model.version)
     pod_labels = {**(spec.pod_labels or {}), **labels}
+    if spec.rollout is not None and spec.rollout.http_route is not None:
+        pod_labels[lbl.TRACK_LABEL] = lbl.STABLE  # what <name>-stable selects (a canary's pods say canary)
     strategy: Obj = {"type": "RollingUpdate"}
     if spec.rollout is not None:
         strategy["rollingUpdate"] = {"maxSurge": spec.rollout.max_surge, "maxUnavailable": spec.rollout.max_unavailable}
@@ -213,6 +215,17 @@ def render_service(owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec |
         "spec": {"type": "ClusterIP", "selector": lbl.selector_labels(name), "ports": ports},
     }
     return with_hash(_prune(service))
+
+
+def render_track_service(owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec | None, track: str) -> Obj | None:
+    """`<name>-stable` or `<name>-canary`: what an HTTPRoute weighs against each other during a canary."""
+    if spec.rollout is None or spec.rollout.http_route is None:
+        return None
+    service = render_service(owner, spec, server)
+    service["metadata"]["name"] = f"{child_name(owner.name)}-{track}"
+    service["metadata"]["annotations"].pop(lbl.APPLIED_HASH, None)
+    service["spec"]["selector"] = {**service["spec"]["selector"], lbl.TRACK_LABEL: track}
+    return with_hash(service)
 
 
 def render_hpa(owner: Owner, spec: ModelDeploymentSpec) -> Obj | None:

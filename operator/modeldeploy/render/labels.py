@@ -13,6 +13,7 @@ APPLIED_HASH = "modeldeploy.io/applied-hash"
 TRACK_LABEL = "modeldeploy.io/track"
 """On the canary Deployment and its pods only ("canary"): the stable's selector predates it and cannot change."""
 CANARY = "canary"
+STABLE = "stable"  # on the stable's pods only when their canaries are weighted on an HTTPRoute
 
 
 def selector_labels(child: str) -> dict[str, str]:

@@ -56,6 +56,7 @@ class Observed:
     previous: RolloutStatus | None
     action: str | None  # the annotation's value, "<verb>" or "<verb>/<anything unique>"
     now: datetime
+    route: str | None = None  # an HTTPRoute a new canary's weights can go on (its stable pods are labelled)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ class Decision:
     rolled_back: str | None = None  # the Stalled message, while a rollback holds
     wake_in: float | None = None  # seconds until a pause or a deadline ends
     events: tuple[tuple[str, str, str], ...] = ()  # (type, reason, message)
+    # the canary's weight on status.rollout.httpRoute (0: all to the stable); None: the route as its owner wrote it
+    route_weight: int | None = None
 
 
 def canary_replicas(stable: int, weight: int) -> int:
@@ -75,6 +78,15 @@ def canary_replicas(stable: int, weight: int) -> int:
     4,950 (status.rollout.weight then says the share there really is).
     """
     return min(MAX_REPLICAS, max(1, math.ceil(stable * weight / (100 - weight))))
+
+
+def sized(stable: int, weight: int, route: str | None) -> tuple[int, int]:
+    """(canary replicas, the canary's share of traffic): on an HTTPRoute the share is the step's
+    weight exactly and the canary only needs capacity for it; else the share is the replicas'."""
+    if route is not None:
+        return min(MAX_REPLICAS, max(1, math.ceil(stable * weight / 100))), weight
+    replicas = canary_replicas(stable, weight)
+    return replicas, weight_of(stable, replicas)
 
 
 def weight_of(stable: int, canary: int) -> int:
@@ -122,7 +134,7 @@ def _start(spec: RolloutSpec, obs: Observed, *, superseded: bool) -> Decision:
     """Step 1 of a canary. The annotation there is now counts as carried out: a request made for
     an earlier canary (a promote racing its own promotion) must not act on this one."""
     steps = spec.steps or []
-    replicas = canary_replicas(obs.stable_replicas, steps[0].weight)
+    replicas, weight = sized(obs.stable_replicas, steps[0].weight, obs.route)
     status = RolloutStatus(
         phase="Progressing",
         revision=obs.revision,
@@ -130,27 +142,31 @@ def _start(spec: RolloutSpec, obs: Observed, *, superseded: bool) -> Decision:
         stable_version=obs.stable_version,
         step=1,
         steps=len(steps),
-        weight=weight_of(obs.stable_replicas, replicas),
+        weight=weight,
         canary_replicas=replicas,
+        http_route=obs.route,
         since=_stamp(obs.now),
         message=f"canary of version {obs.version} at step 1 of {len(steps)}",
         action=obs.action,
     )
     note = " (the previous canary was superseded)" if superseded else ""
+    route_weight = 0 if obs.route is not None else None  # all to the stable until the canary is healthy
     event = (
         "Normal",
         "CanaryStarted",
         f"canary of version {obs.version}: step 1/{len(steps)}, "
         f"{replicas} replica(s), {status.weight}% of the replicas{note}",
     )
-    return Decision(status=status, stable="hold", canary_replicas=replicas, wake_in=0.0, events=(event,))
+    return Decision(
+        status=status, stable="hold", canary_replicas=replicas, wake_in=0.0, events=(event,), route_weight=route_weight
+    )
 
 
 def _progress(spec: RolloutSpec, obs: Observed, prev: RolloutStatus) -> Decision:
     steps = spec.steps or []
     index = min(max(prev.step or 1, 1), len(steps)) - 1
     step = steps[index]
-    replicas = canary_replicas(obs.stable_replicas, step.weight)
+    replicas, weight = sized(obs.stable_replicas, step.weight, prev.http_route)
     action = new_action(obs.action, prev)
     if action == "abort":
         return _roll_back(obs, prev, [], "aborted by a person (rollout abort)")
@@ -170,21 +186,27 @@ def _progress(spec: RolloutSpec, obs: Observed, prev: RolloutStatus) -> Decision
         if index + 1 == len(steps):
             return _promote(obs, prev, checks, f"every check passed through {len(steps)} step(s)")
         return _next_step(spec, obs, prev, checks, index + 1)
-    current = prev.model_copy(update={"canary_replicas": replicas, "weight": weight_of(obs.stable_replicas, replicas)})
+    current = prev.model_copy(update={"canary_replicas": replicas, "weight": weight})
     wait = step.pause_seconds - elapsed if not pending else max(deadline, step.pause_seconds) - elapsed
-    return Decision(status=current, stable="hold", canary_replicas=replicas, wake_in=max(wait, 0.0) + 0.5)
+    return Decision(
+        status=current,
+        stable="hold",
+        canary_replicas=replicas,
+        wake_in=max(wait, 0.0) + 0.5,
+        route_weight=_route_weight(prev, obs, replicas, weight),
+    )
 
 
 def _next_step(
     spec: RolloutSpec, obs: Observed, prev: RolloutStatus, checks: list[RolloutCheck], index: int
 ) -> Decision:
     steps = spec.steps or []
-    replicas = canary_replicas(obs.stable_replicas, steps[index].weight)
+    replicas, weight = sized(obs.stable_replicas, steps[index].weight, prev.http_route)
     status = RolloutStatus.model_validate(
         {
             **dict(prev),
             "step": index + 1,
-            "weight": weight_of(obs.stable_replicas, replicas),
+            "weight": weight,
             "canary_replicas": replicas,
             "since": _stamp(obs.now),
             "checks": checks,
@@ -197,7 +219,22 @@ def _next_step(
         f"canary of version {obs.version}: step {index + 1}/{len(steps)}, "
         f"{replicas} replica(s), {status.weight}% of the replicas; " + _summary(checks),
     )
-    return Decision(status=status, stable="hold", canary_replicas=replicas, wake_in=0.0, events=(event,))
+    return Decision(
+        status=status,
+        stable="hold",
+        canary_replicas=replicas,
+        wake_in=0.0,
+        events=(event,),
+        route_weight=_route_weight(prev, obs, replicas, weight) if prev.http_route else None,
+    )
+
+
+def _route_weight(prev: RolloutStatus, obs: Observed, replicas: int, weight: int) -> int | None:
+    """The canary's weight on the route: none before its replicas are all healthy (a weight on a
+    Service without ready endpoints is that share of requests failing at the gateway)."""
+    if prev.http_route is None:
+        return None
+    return weight if obs.canary.healthy >= replicas else 0
 
 
 def _promote(obs: Observed, prev: RolloutStatus, checks: list[RolloutCheck], why: str) -> Decision:

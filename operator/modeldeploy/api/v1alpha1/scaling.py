@@ -16,6 +16,7 @@ from modeldeploy.api.base import (
     cel,
     is_zero,
 )
+from modeldeploy.api.rules import ObjectName
 
 MAX_UTILIZATION_PERCENTAGE = 1000
 """Utilization is measured against requests, so targets above 100% are legitimate when limits
@@ -132,11 +133,22 @@ WEIGHTS_INCREASING = CelRule(
     message="rollout.steps[].weight must increase from step to step",
     field_path=".steps",
 )
+ROUTE_ONLY_FOR_CANARY = CelRule(
+    rule="!has(self.httpRoute) || self.strategy == 'Canary'",
+    message="rollout.httpRoute carries a canary's weights: it needs strategy Canary",
+    field_path=".httpRoute",
+)
 AUTO_ROLLBACK_ONLY_ROLLING = CelRule(
     rule="!has(self.autoRollback) || !self.autoRollback || self.strategy == 'RollingUpdate'",
     message="rollout.autoRollback is for strategy RollingUpdate; a Canary always rolls back a failing version",
     field_path=".autoRollback",
 )
+
+
+class HTTPRouteReference(SpecModel):
+    """A Gateway API HTTPRoute in the ModelDeployment's namespace, written by its owner, not by modeldeploy."""
+
+    name: ObjectName = Field(description="The HTTPRoute's name.")
 
 
 class CanaryStep(SpecModel):
@@ -146,13 +158,11 @@ class CanaryStep(SpecModel):
         ge=1,
         le=99,
         description=(
-            "Percent of the ready replicas that run the new version. The stable keeps its replica count; "
-            "the canary gets ceil(stable * weight / (100 - weight)) replicas, at least one."
+            "The canary's share, percent: of the ready replicas (the stable keeps its own), or of an httpRoute's "
+            "traffic."
         ),
     )
-    pause: Duration = Field(
-        description="How long the step holds with every check passing before the next step, e.g. '30s', '5m', '1h'."
-    )
+    pause: Duration = Field(description="How long the step holds with every check passing, e.g. '30s', '5m', '1h'.")
 
     @property
     def pause_seconds(self) -> int:
@@ -196,25 +206,18 @@ class CanaryAnalysis(SpecModel):
         gt=0,
         allow_inf_nan=False,
         description=(
-            "Highest drift score (spec.drift.method) of each spec.drift metric on the canary's live traffic against "
-            "the stable's live traffic over the same time; needs spec.drift."
+            "Highest spec.drift.method score of each spec.drift metric, the canary's traffic against the stable's."
         ),
     )
     min_requests: int = Field(
         default=20,
         ge=1,
         le=1_000_000,
-        description=(
-            "Requests (or drift samples) the canary must have answered before error rate, latency and drift "
-            "are judged; a step does not pass before that."
-        ),
+        description=("Canary requests (drift: samples) needed before error rate, latency and drift are judged."),
     )
     request_metric: RequestMetric | None = Field(
         default=None,
-        description=(
-            "The runtime's request histogram; absent: the first found of the modeldeploy reference server's, "
-            "MLServer's and vLLM's."
-        ),
+        description=("The runtime's request histogram; absent: the reference server's, MLServer's or vLLM's."),
     )
 
 
@@ -223,16 +226,19 @@ class RolloutSpec(SpecModel):
 
     model_config = ConfigDict(
         json_schema_extra=cel(
-            SURGE_OR_UNAVAILABLE, STEPS_ONLY_FOR_CANARY, WEIGHTS_INCREASING, AUTO_ROLLBACK_ONLY_ROLLING
+            SURGE_OR_UNAVAILABLE,
+            STEPS_ONLY_FOR_CANARY,
+            WEIGHTS_INCREASING,
+            AUTO_ROLLBACK_ONLY_ROLLING,
+            ROUTE_ONLY_FOR_CANARY,
         )
     )
 
     strategy: RolloutStrategy = Field(
         default="RollingUpdate",
         description=(
-            "RollingUpdate: the Deployment replaces pods (autoRollback optional). Canary: a second Deployment runs "
-            "the new version beside the stable one, step by step, promoted when every check passes and rolled "
-            "back at the first failing one."
+            "RollingUpdate, or Canary: the new version beside the stable one, step by step, promoted when every "
+            "check passes, rolled back at the first that fails."
         ),
     )
     max_surge: IntOrPercent | None = Field(
@@ -250,21 +256,25 @@ class RolloutSpec(SpecModel):
         ge=10,
         le=86400,
         description=(
-            "How long new replicas may take to become healthy and serve the new version: past it a canary step, "
-            "or a RollingUpdate with autoRollback, rolls back."
+            "How long new replicas may take to be healthy on the new version before a canary step, or an "
+            "autoRollback, rolls back."
         ),
     )
     auto_rollback: bool = Field(
         default=False,
-        description=(
-            "RollingUpdate only: revert to the last version that served when the new version's replicas are not "
-            "healthy, or serve another version, past progressDeadlineSeconds."
-        ),
+        description=("RollingUpdate: revert to the template that served when the new one is not healthy in time."),
     )
     steps: list[CanaryStep] | None = Field(
         default=None, max_length=MAX_STEPS, description="Canary steps in order, weights increasing."
     )
     analysis: CanaryAnalysis | None = Field(default=None, description="Canary checks beyond health and version.")
+    http_route: HTTPRouteReference | None = Field(
+        default=None,
+        description=(
+            "An HTTPRoute with a backendRef to this Service: during a canary it becomes <name>-stable and "
+            "<name>-canary, weighted by the step, and is restored after."
+        ),
+    )
 
     @model_validator(mode="after")
     def _can_progress(self) -> Self:
@@ -279,6 +289,8 @@ class RolloutSpec(SpecModel):
             raise ValueError(WEIGHTS_INCREASING.message)
         if self.auto_rollback and self.strategy != "RollingUpdate":
             raise ValueError(AUTO_ROLLBACK_ONLY_ROLLING.message)
+        if self.http_route is not None and not canary:
+            raise ValueError(ROUTE_ONLY_FOR_CANARY.message)
         return self
 
     @property

@@ -179,8 +179,7 @@ class RolloutStatus(StatusModel):
 
     phase: RolloutPhase = Field(
         description=(
-            "Progressing (the canary runs a step), Promoted (the stable runs the new template), "
-            "RolledBack (the new template was taken back; the stable serves the previous one)."
+            "Progressing (a canary step), Promoted (the stable took the new template), RolledBack (taken back)."
         )
     )
     revision: str = Field(description="Hash of the new pod template this rollout is about.")
@@ -190,16 +189,17 @@ class RolloutStatus(StatusModel):
     steps: int | None = Field(default=None, ge=0, description="How many steps the canary has.")
     weight: int | None = Field(default=None, ge=0, le=100, description="The canary's share of the replicas, percent.")
     canary_replicas: int | None = Field(default=None, ge=0, description="Replicas of the canary Deployment.")
+    http_route: str | None = Field(
+        default=None, description="The HTTPRoute carrying the weights (else replica shares)."
+    )
     since: Timestamp = Field(description="When the current phase or step began.")
     checks: list[RolloutCheck] | None = Field(
         default=None,
         max_length=MAX_ROLLOUT_CHECKS,
-        description="The checks at the last verdict: health, version, errorRate, latency, one per drift metric.",
+        description="The checks at the last verdict.",
     )
     message: str | None = Field(default=None, description="Why the rollout is where it is.")
-    action: str | None = Field(
-        default=None, description="The last manual action (annotation modeldeploy.io/rollout-action) carried out."
-    )
+    action: str | None = Field(default=None, description="The last modeldeploy.io/rollout-action carried out.")
 
 
 class DriftStatus(StatusModel):
