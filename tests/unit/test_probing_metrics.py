@@ -72,6 +72,34 @@ async def test_matching_series_are_summed_per_le() -> None:
     assert (await scrape(TEXT, [exact]))[exact] == {0.1: 100.0, 1.0: 100.0, math.inf: 100.0}
 
 
+_ML = 'rest_server_request_duration_seconds_bucket{{app_name="mlserver",method="{}",path="/v2/models/{{model_name}}/{}",'
+MLSERVER = "# TYPE rest_server_request_duration_seconds histogram\n" + "".join(
+    _ML.format(method, path) + f'status_code="{code}",le="{le}"}} {value}\n'
+    for method, path, code, le, value in (
+        ("POST", "infer", 200, "0.1", 40),
+        ("POST", "infer", 200, "+Inf", 50),
+        ("POST", "infer", 500, "0.1", 3),
+        ("POST", "infer", 500, "+Inf", 5),
+        ("GET", "ready", 503, "0.1", 900),
+        ("GET", "ready", 503, "+Inf", 900),
+    )
+)
+
+
+async def test_a_status_class_and_a_kind_of_request_are_asked_by_prefix_and_suffix() -> None:
+    """MLServer's own label layout: its probes' 503s are not the model's errors, nor its requests."""
+    requests = MetricQuery.of("rest_server_request_duration_seconds", suffixes={"path": "/infer"})
+    errors = MetricQuery.of(
+        "rest_server_request_duration_seconds", prefixes={"status_code": "5"}, suffixes={"path": "/infer"}
+    )
+    found = await scrape(MLSERVER, [requests, errors])
+    assert found[requests] == {0.1: 43.0, math.inf: 55.0}
+    assert found[errors] == {0.1: 3.0, math.inf: 5.0}
+    assert str(errors) == 'rest_server_request_duration_seconds{status_code=~"5.*",path=~".*/infer"}'
+    every = MetricQuery.of("rest_server_request_duration_seconds", prefixes={"status_code": "5"})
+    assert (await scrape(MLSERVER, [every]))[every] == {0.1: 903.0, math.inf: 905.0}
+
+
 async def test_missing_metric_or_series_is_an_error_value() -> None:
     missing = MetricQuery.of("nope")
     other_label = MetricQuery.of("latency", {"route": "c"})

@@ -44,11 +44,13 @@ def request_metrics(spec: ModelDeploymentSpec) -> tuple[RequestMetricName, ...]:
 
 
 def latency_query(metric: RequestMetricName) -> MetricQuery:
-    return MetricQuery.of(metric.name)
+    return MetricQuery.of(metric.name, suffixes=dict(metric.only))
 
 
 def error_query(metric: RequestMetricName) -> MetricQuery | None:
-    return MetricQuery.of(metric.name, prefixes={metric.status_label: "5"}) if metric.status_label else None
+    if metric.status_label is None:
+        return None
+    return MetricQuery.of(metric.name, prefixes={metric.status_label: "5"}, suffixes=dict(metric.only))
 
 
 def canary_queries(spec: ModelDeploymentSpec) -> list[MetricQuery]:

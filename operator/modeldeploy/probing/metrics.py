@@ -72,28 +72,48 @@ class MetricsError:
 
 @dataclass(frozen=True)
 class MetricQuery:
-    """A histogram by name, restricted to series whose labels equal `labels` and start with `prefixes`.
+    """A histogram by name, restricted to series whose labels equal `labels`, start with `prefixes`
+    and end with `suffixes`.
 
-    A prefix is how a status class is asked for: `code` starting with "5" is every 5xx series.
+    A prefix is how a status class is asked for (`code` starting with "5": every 5xx series), a
+    suffix how a kind of request is (MLServer's `path` ending in "/infer": inferences, not probes).
     """
 
     name: str
     labels: tuple[tuple[str, str], ...] = ()
     prefixes: tuple[tuple[str, str], ...] = ()
+    suffixes: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(
-        cls, name: str, labels: Mapping[str, str] | None = None, prefixes: Mapping[str, str] | None = None
+        cls,
+        name: str,
+        labels: Mapping[str, str] | None = None,
+        prefixes: Mapping[str, str] | None = None,
+        suffixes: Mapping[str, str] | None = None,
     ) -> MetricQuery:
-        return cls(name, tuple(sorted((labels or {}).items())), tuple(sorted((prefixes or {}).items())))
+        return cls(
+            name,
+            tuple(sorted((labels or {}).items())),
+            tuple(sorted((prefixes or {}).items())),
+            tuple(sorted((suffixes or {}).items())),
+        )
 
     def matches(self, labels: Mapping[str, str]) -> bool:
-        return all(labels.get(k) == v for k, v in self.labels) and all(
-            str(labels.get(k, "")).startswith(v) for k, v in self.prefixes
+        return (
+            all(labels.get(k) == v for k, v in self.labels)
+            and all(str(labels.get(k, "")).startswith(v) for k, v in self.prefixes)
+            and all(k in labels and str(labels[k]).endswith(v) for k, v in self.suffixes)
         )
 
     def __str__(self) -> str:
-        inner = ",".join([*(f'{k}="{v}"' for k, v in self.labels), *(f'{k}=~"{v}.*"' for k, v in self.prefixes)])
+        inner = ",".join(
+            [
+                *(f'{k}="{v}"' for k, v in self.labels),
+                *(f'{k}=~"{v}.*"' for k, v in self.prefixes),
+                *(f'{k}=~".*{v}"' for k, v in self.suffixes),
+            ]
+        )
         return f"{self.name}{{{inner}}}" if inner else self.name
 
 
@@ -291,6 +311,7 @@ def _bucket_line_pattern(query: MetricQuery) -> str:
     """The start of a bucket line of `query`, with a lookahead for each label pair it must show."""
     pairs = [f'{k}="{v}"' for k, v in query.labels if not _ESCAPED.intersection(v)]
     pairs += [f'{k}="{v}' for k, v in query.prefixes if not _ESCAPED.intersection(v)]
+    pairs += [f'{v}"' for _, v in query.suffixes if not _ESCAPED.intersection(v)]
     # Label values needing escapes look different in the text; the exact match after parsing sees them.
     return re.escape(f"{query.name}_bucket") + "".join(f"(?=[^\n]*{re.escape(pair)})" for pair in pairs)
 

@@ -21,15 +21,18 @@ from modeldeploy.drift.stats import Method, score
 
 @dataclass(frozen=True)
 class RequestMetricName:
-    """A runtime's request-duration histogram and the label holding the HTTP status, if any."""
+    """A runtime's request-duration histogram, the label holding the HTTP status, if any, and the
+    label suffixes that keep only inference requests (a histogram of every path counts the probes)."""
 
     name: str
     status_label: str | None
+    only: tuple[tuple[str, str], ...] = ()
 
 
 KNOWN_REQUEST_METRICS: tuple[RequestMetricName, ...] = (
     RequestMetricName("modelserver_request_duration_seconds", "code"),  # the modeldeploy reference server
-    RequestMetricName("rest_server_request_duration_seconds", "status_code"),  # MLServer's REST server
+    # MLServer's REST server (starlette_exporter, paths grouped as routed: ".../{model_name}/infer")
+    RequestMetricName("rest_server_request_duration_seconds", "status_code", (("path", "/infer"),)),
     RequestMetricName("vllm:e2e_request_latency_seconds", None),  # vLLM (errors are not counted there)
 )
 
