@@ -72,7 +72,8 @@ async def test_matching_series_are_summed_per_le() -> None:
     assert (await scrape(TEXT, [exact]))[exact] == {0.1: 100.0, 1.0: 100.0, math.inf: 100.0}
 
 
-_ML = 'rest_server_request_duration_seconds_bucket{{app_name="mlserver",method="{}",path="/v2/models/{{model_name}}/{}",'
+_ML = 'rest_server_request_duration_seconds_bucket{{app_name="mlserver",method="{}",'
+_ML += 'path="/v2/models/{{model_name}}/{}",'
 MLSERVER = "# TYPE rest_server_request_duration_seconds histogram\n" + "".join(
     _ML.format(method, path) + f'status_code="{code}",le="{le}"}} {value}\n'
     for method, path, code, le, value in (
