@@ -31,7 +31,9 @@ PREDICTION_CLASS = {
         {"name": "modelserver_prediction_class", "baseline": {"bounds": [0.5, 1.5], "proportions": [0.34, 0.33, 0.33]}}
     ],
 }
-ANALYSIS = {"maxErrorRate": 0.05, "maxLatencySeconds": 0.25, "maxDriftScore": 0.25, "minRequests": 20}
+# Latency at p95 well above what a loaded 2-core machine adds to the farm's answers (tens of ms), and
+# well below the fault's 1 s.
+ANALYSIS = {"maxErrorRate": 0.05, "maxLatencySeconds": 0.5, "maxDriftScore": 0.25, "minRequests": 20}
 
 
 def manifest(version: str = "1.0.0", fault: str | None = None, **rollout: Any) -> dict[str, Any]:
@@ -160,7 +162,7 @@ def test_a_healthy_canary_is_promoted_through_every_step(kubectl: Kubectl, traff
     ("fault", "check", "figures"),
     [
         pytest.param("errors=0.5", "errorRate", "answered 5xx", id="5xx"),
-        pytest.param("latency=0.6", "latency", "p95", id="slow"),
+        pytest.param("latency=1", "latency", "p95", id="slow"),
         pytest.param("version=1.9.0", "version", "serves 1.9.0", id="wrong-version"),
         pytest.param("shift=2.5", "drift:modelserver_prediction_class", "psi", id="shifted-predictions"),
     ],

@@ -191,7 +191,10 @@ def test_operator_runs_on_the_charts_rbac_alone(
     assert operator.can("patch", "modeldeployments.modeldeploy.io", "--subresource=status", "-n", watched)
     assert operator.can("create", "horizontalpodautoscalers.autoscaling", "-n", watched)
     assert not operator.can("get", "secrets", "-n", watched)
-    assert not operator.can("delete", "deployments.apps", "-n", watched)
+    assert operator.can("delete", "deployments.apps", "-n", watched)  # a canary's, when it ends
+    assert not operator.can("update", "deployments.apps", "-n", watched)
+    assert not operator.can("delete", "replicasets.apps", "-n", watched)
+    assert not operator.can("delete", "pods", "-n", watched)
     assert not operator.can("update", "modeldeployments.modeldeploy.io", "-n", watched)
     assert not operator.can("list", "namespaces")
     assert not operator.can("list", "customresourcedefinitions.apiextensions.k8s.io")

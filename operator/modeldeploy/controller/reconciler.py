@@ -578,6 +578,7 @@ class Reconciler:
             await self._event(body, type_, reason, message)
         if outcome.rollout is not None and old.get("rollout") != new.get("rollout"):
             for type_, reason, message in outcome.rollout.events:  # said once: the write carries the step
+                log.info("%s/%s: %s: %s", key[0], key[1], reason, message)
                 await self._event(body, type_, reason, message)
         return new
 
