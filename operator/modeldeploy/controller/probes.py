@@ -209,6 +209,9 @@ class ProbeManager:
             replicas=tuple(r for _, r in judged if r is not None),
             unprobed=tuple((u.pod, u.reason) for u in unprobed),
             pending=tuple(pod for pod, r in judged if r is None),
+            starting=tuple(
+                pod for pod, r in judged if r is not None and not r.healthy and loop.replicas[pod].last_good is None
+            ),
         )
         self.state.health[loop.key] = report
         if spec.drift is not None:

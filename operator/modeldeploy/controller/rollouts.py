@@ -149,6 +149,8 @@ def _replicas(
             continue
         if replica.healthy:
             healthy += 1
+        elif replica.pod in report.starting:
+            continue  # never healthy yet: a server still loading, judged by the deadline, not at once
         elif canary_only or replica.pod in new_pods:
             bad.append(f"{replica.pod}: {replica.error or 'not healthy'}")
     return CanaryReplicas(healthy=healthy, unhealthy=tuple(bad), wrong_version=tuple(wrong))

@@ -62,6 +62,9 @@ class HealthReport:
     replicas: Sequence[ReplicaHealth]  # as judged (status/health.py), shown on the status as they are
     unprobed: Sequence[tuple[str, str]] = ()  # (pod, why it was not probed): reported, not counted
     pending: Sequence[str] = ()  # Running pods not judged yet: starting, or appeared after this round
+    # judged unhealthy without ever having answered healthy (a server still starting, past the failure
+    # threshold): shown as unhealthy, but a canary is not rolled back for it before its deadline
+    starting: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -471,6 +474,7 @@ def for_current_pods(report: HealthReport, pods: Iterable[Mapping[str, Any]]) ->
             staying[str(metadata.get("name"))] = pod
     replicas = tuple(r for r in report.replicas if r.pod in staying)
     unprobed = tuple((pod, why) for pod, why in report.unprobed if pod in staying)
+    starting = tuple(pod for pod in report.starting if pod in staying)
     seen = {r.pod for r in report.replicas} | {pod for pod, _ in report.unprobed}
     pending = tuple(
         name
@@ -481,7 +485,7 @@ def for_current_pods(report: HealthReport, pods: Iterable[Mapping[str, Any]]) ->
     )
     if replicas == tuple(report.replicas) and unprobed == tuple(report.unprobed) and not pending:
         return report
-    return replace(report, replicas=replicas, unprobed=unprobed, pending=pending)
+    return replace(report, replicas=replicas, unprobed=unprobed, pending=pending, starting=starting)
 
 
 def status_body(status: ModelDeploymentStatus) -> dict[str, Any]:
