@@ -27,6 +27,7 @@ from typing import Literal
 
 from modeldeploy.api.base import MAX_REPLICAS
 from modeldeploy.api.v1alpha1 import RolloutCheck, RolloutSpec, RolloutStatus
+from modeldeploy.api.v1alpha1.status import RolloutPhase
 
 ROLLED_BACK = "RolledBack"
 ACTIONS = ("promote", "abort", "retry")
@@ -237,19 +238,36 @@ def _route_weight(prev: RolloutStatus, obs: Observed, replicas: int, weight: int
     return weight if obs.canary.healthy >= replicas else 0
 
 
-def _promote(obs: Observed, prev: RolloutStatus, checks: list[RolloutCheck], why: str) -> Decision:
-    status = RolloutStatus(
-        phase="Promoted",
+def _verdict(
+    obs: Observed,
+    prev: RolloutStatus,
+    phase: RolloutPhase,
+    checks: list[RolloutCheck],
+    message: str,
+    *,
+    step: int | None = None,
+    canary_replicas: int | None = None,
+) -> RolloutStatus:
+    """The status a promotion or a rollback leaves: the run's identity, the figures, the action it carried out."""
+    return RolloutStatus(
+        phase=phase,
         revision=prev.revision,
         version=prev.version,
         stable_version=prev.stable_version,
+        step=step,
         steps=prev.steps,
-        canary_replicas=prev.canary_replicas,
+        canary_replicas=canary_replicas,
         http_route=prev.http_route,
         since=_stamp(obs.now),
         checks=checks or None,
-        message=f"version {prev.version} promoted: {why}",
+        message=message,
         action=obs.action if new_action(obs.action, prev) else prev.action,
+    )
+
+
+def _promote(obs: Observed, prev: RolloutStatus, checks: list[RolloutCheck], why: str) -> Decision:
+    status = _verdict(
+        obs, prev, "Promoted", checks, f"version {prev.version} promoted: {why}", canary_replicas=prev.canary_replicas
     )
     event = ("Normal", "CanaryPromoted", f"version {prev.version} promoted: {why}; " + _summary(checks))
     return Decision(status=status, stable="apply", canary_replicas=prev.canary_replicas, events=(event,))
@@ -257,19 +275,7 @@ def _promote(obs: Observed, prev: RolloutStatus, checks: list[RolloutCheck], why
 
 def _roll_back(obs: Observed, prev: RolloutStatus, checks: list[RolloutCheck], why: str) -> Decision:
     message = f"version {prev.version} rolled back, {prev.stable_version or 'the previous version'} serves: {why}"
-    status = RolloutStatus(
-        phase="RolledBack",
-        revision=prev.revision,
-        version=prev.version,
-        stable_version=prev.stable_version,
-        step=prev.step,
-        steps=prev.steps,
-        http_route=prev.http_route,
-        since=_stamp(obs.now),
-        checks=checks or None,
-        message=message,
-        action=obs.action if new_action(obs.action, prev) else prev.action,
-    )
+    status = _verdict(obs, prev, "RolledBack", checks, message, step=prev.step)
     return Decision(
         status=status,
         stable="hold",
