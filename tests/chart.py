@@ -30,7 +30,8 @@ from tests.conftest import Kubectl, model_deployment
 ROOT = Path(__file__).resolve().parents[1]
 CHART_DIR = ROOT / "charts" / "modeldeploy"
 CRD_TEMPLATE = CHART_DIR / "templates" / "crd.yaml"
-FORBIDDEN_LINE = re.compile(r"\b403\b|forbidden", re.IGNORECASE)
+# 403 as a status, not the milliseconds of a log line's timestamp ("11:18:14,403 INFO ...")
+FORBIDDEN_LINE = re.compile(r"(?<![,.])\b403\b|forbidden", re.IGNORECASE)
 
 Doc = dict[str, Any]
 
