@@ -164,9 +164,4 @@ def _tally(memory: CanaryMemory, metric: RequestMetricName) -> RequestTally:
 
 
 def canary_pod_names(pods: Sequence[Mapping[str, Any]]) -> set[str]:
-    names = set()
-    for pod in pods:
-        metadata = pod.get("metadata") or {}
-        if (metadata.get("labels") or {}).get(lbl.TRACK_LABEL) == lbl.CANARY:
-            names.add(str(metadata.get("name")))
-    return names
+    return {str((pod.get("metadata") or {}).get("name")) for pod in pods if lbl.is_canary(pod)}

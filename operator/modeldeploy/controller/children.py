@@ -85,9 +85,16 @@ class Child:
     """A child kind converged by server-side apply; subclasses add what their kind needs."""
 
     kind: kubeapi.Kind
+    suffix: str = ""  # after the child name: "-canary" is the canary Deployment's
 
     def render(self, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, platform: Platform) -> Obj | None:
         raise NotImplementedError
+
+    def desired(
+        self, state: ControllerState, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, track: Track
+    ) -> Obj | None:
+        """What this reconcile asks for; None: nothing (a live one of ours is removed)."""
+        return self.render(owner, spec, server, state.platform)
 
     def cache(self, state: ControllerState) -> ObjectCache:
         return state.cache_for(self.kind.kind)
@@ -98,10 +105,12 @@ class Child:
         """The cache holds every object carrying our label, so a miss means absent or foreign:
         the first apply tells which (see `_create`), and a new ModelDeployment costs no GET.
         """
-        live = self.cache(state).get((owner.namespace, child_name(owner.name)))
-        desired = self.render(owner, spec, server, state.platform)
-        if desired is not None and live is not None and controller_uid(live) != owner.uid:
-            raise NameConflict(self.kind.kind, desired["metadata"]["name"])
+        live = self.cache(state).get((owner.namespace, child_name(owner.name) + self.suffix))
+        desired = self.desired(state, owner, spec, server, track)
+        if live is not None and controller_uid(live) != owner.uid:
+            if desired is not None:
+                raise NameConflict(self.kind.kind, live["metadata"]["name"])
+            live = None  # someone else's object by that name: never ours to remove
         return Plan(self, desired, live)
 
     async def converge(
@@ -219,20 +228,10 @@ class TrackServiceChild(Child):
 
     def __init__(self, track: str) -> None:
         self.track = track
+        self.suffix = f"-{track}"
 
     def render(self, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, platform: Platform) -> Obj | None:
         return render_track_service(owner, spec, server, self.track)
-
-    def plan(
-        self, state: ControllerState, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, track: Track
-    ) -> Plan:
-        live = self.cache(state).get((owner.namespace, f"{child_name(owner.name)}-{self.track}"))
-        desired = self.render(owner, spec, server, state.platform)
-        if live is not None and controller_uid(live) != owner.uid:
-            if desired is not None:
-                raise NameConflict(self.kind.kind, live["metadata"]["name"])
-            live = None  # not ours: never removed
-        return Plan(self, desired, live)
 
     async def remove(self, api: kubeapi.KubeApi, state: ControllerState, plan: Plan, owner: Owner) -> Report:
         return await _delete_owned(self, api, state, plan, owner)
@@ -253,19 +252,14 @@ class CanaryChild(Child):
     """The canary Deployment: present only while a canary runs (or a promotion completes)."""
 
     kind = kubeapi.DEPLOYMENT
+    suffix = CANARY_SUFFIX
 
-    def plan(
+    def desired(
         self, state: ControllerState, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, track: Track
-    ) -> Plan:
-        live = self.cache(state).get((owner.namespace, child_name(owner.name) + CANARY_SUFFIX))
-        if live is not None and controller_uid(live) != owner.uid:
-            if track.canary_replicas is not None:  # someone else's object by that name: only a canary minds
-                raise NameConflict(self.kind.kind, live["metadata"]["name"])
-            live = None  # not ours: never removed
+    ) -> Obj | None:
         if track.canary_replicas is None:
-            return Plan(self, None, live)
-        stable = render_deployment(owner, spec, state.platform, server)
-        return Plan(self, render_canary(stable, track.canary_replicas), live)
+            return None
+        return render_canary(render_deployment(owner, spec, state.platform, server), track.canary_replicas)
 
     async def converge(
         self, api: kubeapi.KubeApi, state: ControllerState, plan: Plan, owner: Owner, *, converged_before: bool

@@ -101,10 +101,6 @@ def track_of(decision: Decision, revert_to: Obj | None = None) -> Track:
     return Track(stable=decision.stable, canary_replicas=decision.canary_replicas, revert_to=revert_to)
 
 
-def is_canary(pod: Mapping[str, Any]) -> bool:
-    return ((pod.get("metadata") or {}).get("labels") or {}).get(lbl.TRACK_LABEL) == lbl.CANARY
-
-
 def _route(spec: ModelDeploymentSpec, stable_template: Mapping[str, Any] | None) -> str | None:
     """The HTTPRoute a new canary can be weighted on: named, and the stable's pods labelled for `<name>-stable`."""
     route = spec.rollout.http_route if spec.rollout is not None else None
@@ -129,7 +125,7 @@ def _replicas(
     """The new template's replicas as probed: the canary's pods, or (a rolling update) every pod."""
     if report is None:
         return CanaryReplicas()
-    names = {str((p.get("metadata") or {}).get("name")) for p in pods if not canary_only or is_canary(p)}
+    names = {str((p.get("metadata") or {}).get("name")) for p in pods if not canary_only or lbl.is_canary(p)}
     wanted_label = label_value(version)
     new_pods = {
         str((p.get("metadata") or {}).get("name"))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from modeldeploy.render.names import label_value
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -31,6 +34,11 @@ def common_labels(child: str, model_name: str, model_version: str) -> dict[str, 
         MODEL_LABEL: label_value(model_name),
         VERSION_LABEL: label_value(model_version),
     }
+
+
+def is_canary(obj: Mapping[str, Any]) -> bool:
+    """Whether an object (a pod, as the caches hold it) belongs to a canary."""
+    return ((obj.get("metadata") or {}).get("labels") or {}).get(TRACK_LABEL) == CANARY
 
 
 def selector_string(labels: dict[str, str]) -> str:

@@ -226,7 +226,7 @@ def _next_step(
         canary_replicas=replicas,
         wake_in=0.0,
         events=(event,),
-        route_weight=_route_weight(prev, obs, replicas, weight) if prev.http_route else None,
+        route_weight=_route_weight(prev, obs, replicas, weight),
     )
 
 
