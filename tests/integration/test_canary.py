@@ -25,7 +25,7 @@ STABLE = 3
 PREDICTION_CLASS = {
     "method": "psi",
     "threshold": 5.0,  # the fixed baseline is not what this test judges: the canary against the stable is
-    "minSamples": 20,
+    "minSamples": 60,
     "windowSeconds": 600,
     "metrics": [
         {"name": "modelserver_prediction_class", "baseline": {"bounds": [0.5, 1.5], "proportions": [0.34, 0.33, 0.33]}}

@@ -144,7 +144,8 @@ def _checks(
                     str(query),
                     spec.drift.method,
                     analysis.max_drift_score,
-                    analysis.min_requests,
+                    # a drift score needs the samples spec.drift asks for: PSI over 20 samples is noise
+                    max(analysis.min_requests, spec.drift.min_samples),
                     canary.totals() if canary is not None else None,
                     stable.totals() if stable is not None else None,
                 )
