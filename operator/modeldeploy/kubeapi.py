@@ -61,6 +61,11 @@ MODEL_DEPLOYMENT = Kind("modeldeploy.io/v1alpha1", "ModelDeployment", "modeldepl
 MODEL_RUNTIME = Kind("modeldeploy.io/v1alpha1", "ModelRuntime", "modelruntimes")
 CLUSTER_MODEL_RUNTIME = Kind("modeldeploy.io/v1alpha1", "ClusterModelRuntime", "clustermodelruntimes", namespaced=False)
 LEASE = Kind("coordination.k8s.io/v1", "Lease", "leases")
+NETWORK_POLICY = Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies")
+PDB = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
+INGRESS = Kind("networking.k8s.io/v1", "Ingress", "ingresses")
+HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
+SCALED_OBJECT = Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects")
 KINDS_BY_NAME = {
     k.kind: k
     for k in (
@@ -74,6 +79,11 @@ KINDS_BY_NAME = {
         MODEL_RUNTIME,
         CLUSTER_MODEL_RUNTIME,
         LEASE,
+        NETWORK_POLICY,
+        PDB,
+        INGRESS,
+        HTTP_ROUTE,
+        SCALED_OBJECT,
     )
 }
 

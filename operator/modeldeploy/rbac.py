@@ -42,8 +42,32 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission(
         "gateway.networking.k8s.io",
         "httproutes",
-        ("get", "list", "update"),
-        "rollout.httpRoute: weigh a canary on the route's backendRefs to the model's Services",
+        ("get", "list", "watch", "create", "patch", "update", "delete"),
+        "own the HTTPRoute of exposure.httpRoute (SSA); rollout.httpRoute: weigh a canary on a route's backendRefs",
+    ),
+    Permission(
+        "networking.k8s.io",
+        "ingresses",
+        ("get", "list", "watch", "create", "patch", "delete"),
+        "own the Ingress of exposure.ingress, delete it when exposure goes",
+    ),
+    Permission(
+        "networking.k8s.io",
+        "networkpolicies",
+        ("get", "list", "watch", "create", "patch", "delete"),
+        "own the NetworkPolicy of spec.access, delete it when access goes",
+    ),
+    Permission(
+        "policy",
+        "poddisruptionbudgets",
+        ("get", "list", "watch", "create", "patch", "delete"),
+        "own the PodDisruptionBudget, delete it when one replica is all there may be",
+    ),
+    Permission(
+        "keda.sh",
+        "scaledobjects",
+        ("get", "list", "watch", "create", "patch", "delete"),
+        "own the ScaledObject of autoscaling.engine keda, delete it when the engine changes",
     ),
     Permission(
         "autoscaling",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from modeldeploy.render.model import DEFAULT_FETCHER_IMAGE
+from modeldeploy.render.model import DEFAULT_AUTH_PROXY_IMAGE, DEFAULT_FETCHER_IMAGE
 
 
 class OperatorSettings(BaseSettings):
@@ -58,6 +58,23 @@ class OperatorSettings(BaseSettings):
         min_length=1,
         description="Image of the model pods' fetch init container: the operator's own (the chart sets it).",
     )
+    operator_namespace: str | None = Field(
+        default=None,
+        description="The operator's namespace: models' NetworkPolicies admit its probes from there (the chart sets it).",
+    )
+    operator_pod_labels: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="The operator pods' labels, k=v comma-separated: the NetworkPolicy peer its probes come from.",
+    )
+    scraper_peers: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="NetworkPolicyPeers (JSON) whose scrapers may read a model's metrics port under a NetworkPolicy.",
+    )
+    auth_proxy_image: str = Field(
+        default=DEFAULT_AUTH_PROXY_IMAGE,
+        min_length=1,
+        description="Image of the authorizing proxy (kube-rbac-proxy) put before models with access.authorization.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Least level logged.")
     log_format: Literal["text", "json"] = Field(
         default="text", description="text: one readable line per record; json: one JSON object per line."
@@ -67,6 +84,25 @@ class OperatorSettings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("operator_pod_labels", mode="before")
+    @classmethod
+    def _split_labels(cls, value: object) -> object:
+        if isinstance(value, str):
+            pairs = [part.strip().split("=", 1) for part in value.split(",") if part.strip()]
+            return {key.strip(): val.strip() for key, val in pairs}
+        return value
+
+    def operator_peers(self) -> tuple[dict[str, Any], ...]:
+        """The operator's pods as a NetworkPolicyPeer; none when its namespace is unknown (out of cluster)."""
+        if not self.operator_namespace:
+            return ()
+        peer: dict[str, Any] = {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": self.operator_namespace}}
+        }
+        if self.operator_pod_labels:
+            peer["podSelector"] = {"matchLabels": dict(self.operator_pod_labels)}
+        return (peer,)
 
     @field_validator("namespaces", mode="before")
     @classmethod

@@ -66,9 +66,10 @@ def test_every_example_exists() -> None:
 def test_full_example_uses_every_section() -> None:
     spec = _load(ROOT / "examples" / "full.yaml")["spec"]
     top_level = {field.alias or name for name, field in ModelDeploymentSpec.model_fields.items()}
-    # imagePullSecrets is shown commented out (the secret would not exist); replicas is left out
+    # imagePullSecrets and the priority and runtime classes are shown commented out (they would not
+    # exist); replicas is left out
     # because autoscaling owns the count (a set spec.replicas would be reported as ignored)
-    assert top_level - set(spec) == {"imagePullSecrets", "replicas"}
+    assert top_level - set(spec) == {"imagePullSecrets", "replicas", "priorityClassName", "runtimeClassName"}
     baseline = spec["drift"]["metrics"][0]["baseline"]
     assert baseline["bounds"] == [1, 2, 3, 4, 5, 6, 7]
     assert sum(baseline["proportions"]) == pytest.approx(1.0)

@@ -62,9 +62,11 @@ def test_committed_file_is_the_rendered_dict(source: CrdSource) -> None:
 
 
 @EVERY_KIND
-def test_crd_is_smaller_than_64_kib(source: CrdSource) -> None:
+def test_crd_stays_well_below_what_client_side_apply_can_carry(source: CrdSource) -> None:
+    """`kubectl apply` without --server-side stores the whole object in an annotation, and an
+    object's annotations may hold 256 KiB in all: half of that leaves room for what comes next."""
     size = len(render_crd_yaml(source).encode())
-    assert size < 64 * 1024, f"CRD is {size} bytes"
+    assert size < 128 * 1024, f"CRD is {size} bytes"
 
 
 def test_rendering_does_not_depend_on_hash_seed_or_process() -> None:
@@ -187,6 +189,15 @@ def test_preserve_unknown_fields_only_on_embedded_kubernetes_types() -> None:
         ".spec.runtime.env[].valueFrom",
         ".spec.autoscaling.metrics[]",
         ".spec.autoscaling.behavior",
+        # core/v1 and networking/v1 types the Deployment and the NetworkPolicy validate on apply
+        ".spec.access.networkPolicy.from[].namespaceSelector",
+        ".spec.access.networkPolicy.from[].podSelector",
+        ".spec.access.networkPolicy.from[].ipBlock",
+        ".spec.affinity",
+        ".spec.topologySpreadConstraints[]",
+        ".spec.volumes[]",
+        ".spec.volumeMounts[]",
+        ".spec.envFrom[]",
     }
 
 
@@ -196,6 +207,8 @@ def test_int_or_string_fields() -> None:
         ".spec.runtime.resources.limits{}",
         ".spec.rollout.maxSurge",
         ".spec.rollout.maxUnavailable",
+        ".spec.disruptionBudget.maxUnavailable",
+        ".spec.disruptionBudget.minAvailable",
     }
 
 

@@ -116,6 +116,7 @@ async def test_a_new_model_gets_its_children_and_one_status_write_and_no_event(w
     await world.reconcile()
     assert sorted(world.api.writes()) == [
         ("APPLY", "deployments"),
+        ("APPLY", "poddisruptionbudgets"),  # two replicas: a drain may take one at a time
         ("APPLY", "services"),
         ("PATCH", "modeldeployments/status"),
     ]

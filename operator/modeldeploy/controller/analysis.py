@@ -15,19 +15,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from modeldeploy.api.request_metrics import KNOWN_REQUEST_METRICS, RequestMetricName
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec, RolloutCheck
 from modeldeploy.drift.histograms import HistogramError
 from modeldeploy.drift.window import SlidingWindow, observe_scrape
 from modeldeploy.probing.metrics import Buckets, MetricQuery, MetricsError
 from modeldeploy.probing.prober import ReplicaProbe
 from modeldeploy.render import labels as lbl
-from modeldeploy.rollout.evidence import (
-    KNOWN_REQUEST_METRICS,
-    RequestMetricName,
-    RequestTally,
-    drift_check,
-    request_checks,
-)
+from modeldeploy.rollout.evidence import RequestTally, drift_check, request_checks
 
 # A canary lasts at most its steps' pauses plus deadlines: the windows keep everything since it began.
 _FOREVER = 10 * 365 * 86400.0

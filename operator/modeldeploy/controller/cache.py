@@ -53,6 +53,9 @@ class ObjectCache:
         self._clock = itertools.count(1)
         self._index_label = index_label
         self._index: dict[tuple[str, str], set[Key]] = defaultdict(set)
+        # False while the apiserver does not serve the kind (an optional CRD not installed): what the
+        # reconciler reports instead of applying into a 404
+        self.served = True
 
     def __len__(self) -> int:
         return len(self._objects)

@@ -17,6 +17,7 @@ from modeldeploy.api.v1alpha1 import ModelDeploymentSpec, ServerSpec
 from modeldeploy.controller.cache import ObjectCache, controller_uid
 from modeldeploy.controller.state import ControllerState
 from modeldeploy.render import labels as lbl
+from modeldeploy.render.access import render_network_policy, render_pdb
 from modeldeploy.render.children import (
     CANARY_SUFFIX,
     Owner,
@@ -28,6 +29,8 @@ from modeldeploy.render.children import (
     with_hash,
 )
 from modeldeploy.render.compare import contains
+from modeldeploy.render.exposure import render_http_route, render_ingress
+from modeldeploy.render.keda import render_scaled_object
 from modeldeploy.render.model import Platform
 from modeldeploy.render.names import child_name
 
@@ -46,6 +49,15 @@ class NameConflict(Exception):
         )
 
 
+class KindNotServed(Exception):
+    """The spec asks for a child whose kind this cluster does not serve (its CRDs are not installed)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
 @dataclass
 class Report:
     """What converging the children did, for the status, the Events and the log."""
@@ -53,6 +65,11 @@ class Report:
     applied: list[str] = field(default_factory=list)
     corrected: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+
+    def add(self, other: Report) -> None:
+        self.applied += other.applied
+        self.corrected += other.corrected
+        self.deleted += other.deleted
 
 
 @dataclass(frozen=True)
@@ -243,6 +260,13 @@ class HpaChild(Child):
     def render(self, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, platform: Platform) -> Obj | None:
         return render_hpa(owner, spec)
 
+    async def converge(
+        self, api: kubeapi.KubeApi, state: ControllerState, plan: Plan, owner: Owner, *, converged_before: bool
+    ) -> Report:
+        report = await _delete_other_autoscaler(api, state, owner, SCALED_OBJECT_CHILD)
+        report.add(await super().converge(api, state, plan, owner, converged_before=converged_before))
+        return report
+
     async def remove(self, api: kubeapi.KubeApi, state: ControllerState, plan: Plan, owner: Owner) -> Report:
         """Delete the HPA autoscaling no longer asks for."""
         return await _delete_owned(self, api, state, plan, owner)
@@ -272,14 +296,95 @@ class CanaryChild(Child):
         return await _delete_owned(self, api, state, plan, owner)
 
 
+class OptionalChild(Child):
+    """A child present only while its spec section asks for it; removed (ours only) when it no longer does.
+
+    `needs` names what must be installed for a kind the apiserver may not serve (a CRD's), and
+    the reason the status gives while it is not.
+    """
+
+    needs: tuple[str, str] | None = None
+
+    def plan(
+        self, state: ControllerState, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, track: Track
+    ) -> Plan:
+        plan = super().plan(state, owner, spec, server, track)
+        if plan.desired is not None and self.needs is not None and not self.cache(state).served:
+            reason, what = self.needs
+            raise KindNotServed(reason, f"{what} is not installed: the apiserver serves no {self.kind.plural}")
+        return plan
+
+    async def remove(self, api: kubeapi.KubeApi, state: ControllerState, plan: Plan, owner: Owner) -> Report:
+        return await _delete_owned(self, api, state, plan, owner)
+
+
+class NetworkPolicyChild(OptionalChild):
+    kind = kubeapi.NETWORK_POLICY
+
+    def render(self, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, platform: Platform) -> Obj | None:
+        return render_network_policy(owner, spec, server, platform)
+
+
+class DisruptionBudgetChild(OptionalChild):
+    kind = kubeapi.PDB
+
+    def render(self, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, platform: Platform) -> Obj | None:
+        return render_pdb(owner, spec)
+
+
+class IngressChild(OptionalChild):
+    kind = kubeapi.INGRESS
+
+    def render(self, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, platform: Platform) -> Obj | None:
+        return render_ingress(owner, spec, server)
+
+
+class HttpRouteChild(OptionalChild):
+    kind = kubeapi.HTTP_ROUTE
+    needs = ("GatewayAPINotInstalled", "exposure.httpRoute needs the Gateway API: its CRDs")
+
+    def render(self, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, platform: Platform) -> Obj | None:
+        return render_http_route(owner, spec, server)
+
+
+class ScaledObjectChild(OptionalChild):
+    """KEDA's ScaledObject; the HPA goes first, so two autoscalers never hold one Deployment."""
+
+    kind = kubeapi.SCALED_OBJECT
+    needs = ("KedaNotInstalled", "autoscaling.engine keda needs KEDA: its CRDs")
+
+    def render(self, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, platform: Platform) -> Obj | None:
+        return render_scaled_object(owner, spec)
+
+    async def converge(
+        self, api: kubeapi.KubeApi, state: ControllerState, plan: Plan, owner: Owner, *, converged_before: bool
+    ) -> Report:
+        report = await _delete_other_autoscaler(api, state, owner, HPA_CHILD)
+        report.add(await super().converge(api, state, plan, owner, converged_before=converged_before))
+        return report
+
+
+HPA_CHILD = HpaChild()
+SCALED_OBJECT_CHILD = ScaledObjectChild()
+
 CHILDREN: tuple[Child, ...] = (
     DeploymentChild(),
     CanaryChild(),
     ServiceChild(),
     TrackServiceChild(lbl.STABLE),
     TrackServiceChild(lbl.CANARY),
-    HpaChild(),
+    HPA_CHILD,
+    SCALED_OBJECT_CHILD,
+    NetworkPolicyChild(),
+    DisruptionBudgetChild(),
+    IngressChild(),
+    HttpRouteChild(),
 )
+
+
+async def _delete_other_autoscaler(api: kubeapi.KubeApi, state: ControllerState, owner: Owner, other: Child) -> Report:
+    live = other.cache(state).get((owner.namespace, child_name(owner.name) + other.suffix))
+    return await _delete_owned(other, api, state, Plan(other, None, live), owner)
 
 
 async def _delete_owned(child: Child, api: kubeapi.KubeApi, state: ControllerState, plan: Plan, owner: Owner) -> Report:

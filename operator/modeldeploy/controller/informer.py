@@ -100,6 +100,7 @@ class Informer:
                     self.version = None  # too old: the only way back is a fresh list
                     continue
                 if self.optional and error.status in (403, 404):
+                    self.cache.served = error.status != 404
                     if not self.synced.is_set():
                         log.warning("%s: %s; working without them, retrying", self._what(), error)
                     self.synced.set()
@@ -128,6 +129,9 @@ class Informer:
         before = {key: self.cache.get(key) for key in by_key}
         gone = self.cache.replace(items, namespace=self.namespace, since=since)
         self.lists += 1
+        if not self.cache.served:
+            log.info("%s: the kind is served now", self._what())
+        self.cache.served = True
         self.backoff = FIRST_BACKOFF
         self.failing_since = None
         if self.synced.is_set():

@@ -48,7 +48,14 @@ class Controller:
         self.api = api
         self.settings = settings
         volumes = settings.image_volumes == "on" if image_volumes is None else image_volumes
-        self.state = ControllerState(platform=Platform(fetcher_image=settings.fetcher_image, image_volumes=volumes))
+        platform = Platform(
+            fetcher_image=settings.fetcher_image,
+            image_volumes=volumes,
+            operator_peers=settings.operator_peers(),
+            scraper_peers=tuple(settings.scraper_peers),
+            auth_proxy_image=settings.auth_proxy_image,
+        )
+        self.state = ControllerState(platform=platform)
         self.queue: WorkQueue[Key] = WorkQueue()
         self.prober = Prober(concurrency=settings.max_inflight_probes)
         self.probes = ProbeManager(self.state, self.prober, on_result=lambda key: self.queue.add(key, urgent=True))
@@ -64,10 +71,16 @@ class Controller:
 
     def _informers(self, namespaces: list[str] | list[None]) -> list[Informer]:
         state = self.state
+        # (kind, cache, optional): a CRD's kind may be missing, and models that need it say so
         children = [
-            (kubeapi.DEPLOYMENT, state.deployments),
-            (kubeapi.SERVICE, state.services),
-            (kubeapi.HPA, state.hpas),
+            (kubeapi.DEPLOYMENT, state.deployments, False),
+            (kubeapi.SERVICE, state.services, False),
+            (kubeapi.HPA, state.hpas, False),
+            (kubeapi.NETWORK_POLICY, state.network_policies, False),
+            (kubeapi.PDB, state.pdbs, False),
+            (kubeapi.INGRESS, state.ingresses, False),
+            (kubeapi.HTTP_ROUTE, state.http_routes, True),
+            (kubeapi.SCALED_OBJECT, state.scaled_objects, True),
         ]
         informers = []
         if self.settings.cluster_runtimes:
@@ -94,10 +107,16 @@ class Controller:
             informers.append(
                 Informer(self.api, kubeapi.MODEL_DEPLOYMENT, state.models, self.on_model_event, namespace=namespace)
             )
-            for kind, cache in children:
+            for kind, cache, optional in children:
                 informers.append(
                     Informer(
-                        self.api, kind, cache, self.on_child_event, namespace=namespace, label_selector=OWNED_SELECTOR
+                        self.api,
+                        kind,
+                        cache,
+                        self.on_child_event,
+                        namespace=namespace,
+                        label_selector=OWNED_SELECTOR,
+                        optional=optional,
                     )
                 )
             informers.append(

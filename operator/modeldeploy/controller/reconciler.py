@@ -22,7 +22,7 @@ from modeldeploy import kubeapi, metrics
 from modeldeploy.api.conditions import READY, STALLED
 from modeldeploy.api.v1alpha1 import ConfigDriftStatus, ModelDeploymentSpec, ServerSpec
 from modeldeploy.controller.cache import Key, controller_uid
-from modeldeploy.controller.children import CHILDREN, NameConflict, Report
+from modeldeploy.controller.children import CHILDREN, KindNotServed, NameConflict, Report
 from modeldeploy.controller.events import EventRecorder
 from modeldeploy.controller.limits import (
     EVENTS_BURST,
@@ -39,6 +39,7 @@ from modeldeploy.controller.state import ControllerState
 from modeldeploy.render import labels as lbl
 from modeldeploy.render.children import Owner, render_deployment, service_url
 from modeldeploy.render.compare import contains
+from modeldeploy.render.exposure import exposure_url
 from modeldeploy.render.names import child_name
 from modeldeploy.render.runtime import Resolved, RuntimeProblem
 from modeldeploy.rollout.canary import Decision
@@ -218,10 +219,8 @@ class Reconciler:
         probes_alive = self.probes is None or self.probes.running(key)
         return (
             version(body),
-            version(self.state.deployments.get((namespace, name))),
-            version(self.state.deployments.get((namespace, name + "-canary"))),
-            version(self.state.services.get((namespace, name))),
-            version(self.state.hpas.get((namespace, name))),
+            tuple(version(child.cache(self.state).get((namespace, name + child.suffix))) for child in CHILDREN),
+            tuple(cache.served for cache in (self.state.http_routes, self.state.scaled_objects)),
             tuple(version(pod) for pod in self.state.pods.by_label(namespace, name)),
             _Same(self.state.health.get(key)),
             _Same(self.state.data_drift.get(key)),
@@ -291,6 +290,8 @@ class Reconciler:
             outcome.problem = status_compute.Problem(problem.reason, problem.message)
         except NameConflict as conflict:
             outcome.problem = status_compute.Problem("ChildNameConflict", str(conflict))
+        except KindNotServed as missing:
+            outcome.problem = status_compute.Problem(missing.reason, missing.message)
         except InvalidLocation as invalid:  # the schema's pattern let it through; the parts do not hold
             outcome.problem = status_compute.Problem("InvalidModelURI", f"spec.model.uri: {invalid}")
         except Throttled as throttled:
@@ -521,7 +522,9 @@ class Reconciler:
             deployment=self.state.deployments.get((owner.namespace, name)),
             selector=lbl.selector_string(lbl.selector_labels(name)),
             # unresolved (no runtime now): the Service is still there, and so is its address
-            url=service_url(owner, resolved.server) if resolved is not None else (body.get("status") or {}).get("url"),
+            url=(spec is not None and exposure_url(spec))
+            or (service_url(owner, resolved.server) if resolved is not None else (body.get("status") or {}).get("url")),
+            autoscaled_by=None if spec is None or spec.autoscaling is None else spec.autoscaling.engine,
             health=self._current_health(key, name),
             data_drift=self.state.data_drift.get(key),
             config_drift=record,

@@ -16,7 +16,7 @@ from typing import Any
 from modeldeploy import kubeapi
 from modeldeploy.render import labels as lbl
 
-HTTP_ROUTE = kubeapi.Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
+HTTP_ROUTE = kubeapi.HTTP_ROUTE
 Obj = dict[str, Any]
 
 

@@ -29,6 +29,11 @@ class ControllerState:
     deployments: ObjectCache = field(default_factory=ObjectCache)
     services: ObjectCache = field(default_factory=ObjectCache)
     hpas: ObjectCache = field(default_factory=ObjectCache)
+    network_policies: ObjectCache = field(default_factory=ObjectCache)
+    pdbs: ObjectCache = field(default_factory=ObjectCache)
+    ingresses: ObjectCache = field(default_factory=ObjectCache)
+    http_routes: ObjectCache = field(default_factory=ObjectCache)  # ours (spec.exposure), not a canary's route
+    scaled_objects: ObjectCache = field(default_factory=ObjectCache)
     pods: ObjectCache = field(default_factory=lambda: ObjectCache(index_label=lbl.NAME_LABEL, transform=slim_pod))
     runtimes: RuntimeCatalog = field(default_factory=RuntimeCatalog)
     health: dict[Key, status_compute.HealthReport] = field(default_factory=dict)
@@ -94,7 +99,16 @@ class ControllerState:
             return None
 
     def cache_for(self, kind: str) -> ObjectCache:
-        return {"Deployment": self.deployments, "Service": self.services, "HorizontalPodAutoscaler": self.hpas}[kind]
+        return {
+            "Deployment": self.deployments,
+            "Service": self.services,
+            "HorizontalPodAutoscaler": self.hpas,
+            "NetworkPolicy": self.network_policies,
+            "PodDisruptionBudget": self.pdbs,
+            "Ingress": self.ingresses,
+            "HTTPRoute": self.http_routes,
+            "ScaledObject": self.scaled_objects,
+        }[kind]
 
     def forget(self, key: Key) -> None:
         for table in (

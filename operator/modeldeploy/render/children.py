@@ -51,13 +51,13 @@ class DesiredChildren:
 _PRESENCE_KEYS = frozenset({"emptyDir"})
 
 
-def _prune(value: Any) -> Any:
+def prune(value: Any) -> Any:
     """Drop None, empty maps and empty lists, recursively (but an empty map that says what a thing is)."""
     if isinstance(value, dict):
-        pruned = {k: _prune(v) for k, v in value.items()}
+        pruned = {k: prune(v) for k, v in value.items()}
         return {k: v for k, v in pruned.items() if v is not None and (k in _PRESENCE_KEYS or (v != {} and v != []))}
     if isinstance(value, list):
-        return [_prune(v) for v in value]
+        return [prune(v) for v in value]
     return value
 
 
@@ -65,15 +65,15 @@ def owner_reference(owner: Owner) -> Obj:
     return {"apiVersion": API_VERSION, "kind": KIND, "name": owner.name, "uid": owner.uid, "controller": True}
 
 
-def _metadata(owner: Owner, name: str, labels: dict[str, str]) -> Obj:
+def child_metadata(owner: Owner, name: str, labels: dict[str, str]) -> Obj:
     return {"name": name, "namespace": owner.namespace, "labels": labels, "ownerReferences": [owner_reference(owner)]}
 
 
-def _dump(value: Any) -> Any:
+def dump(value: Any) -> Any:
     if value is None:
         return None
     if isinstance(value, list):
-        return [_dump(v) for v in value]
+        return [dump(v) for v in value]
     if hasattr(value, "model_dump"):
         return value.model_dump(by_alias=True, exclude_none=True, mode="json")
     return value
@@ -100,7 +100,7 @@ def _container(spec: ModelDeploymentSpec, runtime: ServerSpec, mount: ModelMount
     if model.format:
         env.append({"name": "MODEL_FORMAT", "value": model.format})
     reserved = {e["name"] for e in env}
-    env += [e for e in _dump(runtime.env) or [] if e["name"] not in reserved]
+    env += [e for e in dump(runtime.env) or [] if e["name"] not in reserved]
     ports = [{"name": "http", "containerPort": runtime.port, "protocol": "TCP"}]
     if metrics_port(runtime) != runtime.port:
         ports.append({"name": "metrics", "containerPort": metrics_port(runtime), "protocol": "TCP"})
@@ -111,8 +111,9 @@ def _container(spec: ModelDeploymentSpec, runtime: ServerSpec, mount: ModelMount
         "args": list(runtime.args or []),
         "ports": ports,
         "env": env,
-        "volumeMounts": mount.mounts,
-        "resources": _dump(runtime.resources),
+        "volumeMounts": mount.mounts + (dump(spec.volume_mounts) or []),
+        "envFrom": dump(spec.env_from),
+        "resources": dump(runtime.resources),
         **container_probes(spec.model.name, runtime),
         "securityContext": {
             "allowPrivilegeEscalation": False,
@@ -146,19 +147,23 @@ def render_deployment(
     pod_spec: Obj = {
         "initContainers": mount.init_containers,
         "containers": [_container(spec, server, mount)],
-        "volumes": mount.volumes,
+        "volumes": mount.volumes + (dump(spec.volumes) or []),
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "nodeSelector": dict(spec.node_selector or {}),
-        "tolerations": _dump(spec.tolerations),
+        "tolerations": dump(spec.tolerations),
+        "affinity": dump(spec.affinity),
+        "topologySpreadConstraints": _spread(spec, name),
+        "priorityClassName": spec.priority_class_name,
+        "runtimeClassName": spec.runtime_class_name,
         "serviceAccountName": spec.service_account_name,
-        "imagePullSecrets": _dump(spec.image_pull_secrets),
+        "imagePullSecrets": dump(spec.image_pull_secrets),
     }
     if spec.service_account_name is None:
         pod_spec["automountServiceAccountToken"] = False  # a model server has no business with the API
     deployment: Obj = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(owner, name, labels),
+        "metadata": child_metadata(owner, name, labels),
         "spec": {
             "selector": {"matchLabels": lbl.selector_labels(name)},
             "strategy": strategy,
@@ -170,7 +175,15 @@ def render_deployment(
     }
     if spec.autoscaling is None:
         deployment["spec"]["replicas"] = spec.replicas
-    return with_hash(_prune(deployment))
+    return with_hash(prune(deployment))
+
+
+def _spread(spec: ModelDeploymentSpec, name: str) -> list[Obj] | None:
+    """A constraint without a labelSelector spreads nothing: it means this model's pods, so it gets theirs."""
+    constraints: list[Obj] | None = copy.deepcopy(dump(spec.topology_spread_constraints))
+    for constraint in constraints or []:
+        constraint.setdefault("labelSelector", {"matchLabels": lbl.selector_labels(name)})
+    return constraints
 
 
 CANARY_SUFFIX = "-canary"
@@ -211,10 +224,10 @@ def render_service(owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec |
     service = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(owner, name, lbl.common_labels(name, spec.model.name, spec.model.version)),
+        "metadata": child_metadata(owner, name, lbl.common_labels(name, spec.model.name, spec.model.version)),
         "spec": {"type": "ClusterIP", "selector": lbl.selector_labels(name), "ports": ports},
     }
-    return with_hash(_prune(service))
+    return with_hash(prune(service))
 
 
 def render_track_service(owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec | None, track: str) -> Obj | None:
@@ -230,7 +243,7 @@ def render_track_service(owner: Owner, spec: ModelDeploymentSpec, server: Server
 
 def render_hpa(owner: Owner, spec: ModelDeploymentSpec) -> Obj | None:
     scaling = spec.autoscaling
-    if scaling is None:
+    if scaling is None or scaling.engine != "hpa":  # keda: render/keda.py, never both
         return None
     name = child_name(owner.name)
     metrics: list[Obj] = []
@@ -245,20 +258,20 @@ def render_hpa(owner: Owner, spec: ModelDeploymentSpec) -> Obj | None:
                     "resource": {"name": resource, "target": {"type": "Utilization", "averageUtilization": target}},
                 }
             )
-    metrics += _dump(scaling.metrics) or []
+    metrics += dump(scaling.metrics) or []
     hpa = {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": _metadata(owner, name, lbl.common_labels(name, spec.model.name, spec.model.version)),
+        "metadata": child_metadata(owner, name, lbl.common_labels(name, spec.model.name, spec.model.version)),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
             "minReplicas": scaling.min_replicas,
             "maxReplicas": scaling.max_replicas,
             "metrics": metrics,
-            "behavior": _dump(scaling.behavior),
+            "behavior": dump(scaling.behavior),
         },
     }
-    return with_hash(_prune(hpa))
+    return with_hash(prune(hpa))
 
 
 def render_children(owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec | None = None) -> DesiredChildren:
@@ -267,6 +280,11 @@ def render_children(owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec 
         service=render_service(owner, spec, server),
         hpa=render_hpa(owner, spec),
     )
+
+
+def service_port(spec: ModelDeploymentSpec, server: ServerSpec) -> int:
+    """The Service's client port: the model's port number, whatever listens behind it."""
+    return server.port
 
 
 def service_url(owner: Owner, server: ServerSpec) -> str:

@@ -35,6 +35,7 @@ RESTRICTED: Obj = {
 
 
 DEFAULT_FETCHER_IMAGE = "ghcr.io/modeldeploy/modeldeploy:0.1.0"
+DEFAULT_AUTH_PROXY_IMAGE = "quay.io/brancz/kube-rbac-proxy:v0.19.1"
 
 
 IMAGE_VOLUMES_SINCE = (1, 35)
@@ -61,6 +62,11 @@ class Platform:
 
     fetcher_image: str = DEFAULT_FETCHER_IMAGE
     image_volumes: bool = True  # the cluster mounts OCI images as volumes (Kubernetes >= 1.35, or its gate)
+    # NetworkPolicyPeers a model's NetworkPolicy always admits: the operator's own pods (its probes)
+    # to every port, and the metrics scrapers to the metrics port (the chart derives both).
+    operator_peers: tuple[Obj, ...] = ()
+    scraper_peers: tuple[Obj, ...] = ()
+    auth_proxy_image: str = DEFAULT_AUTH_PROXY_IMAGE
 
 
 @dataclass

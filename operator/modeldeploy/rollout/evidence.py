@@ -14,27 +14,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from modeldeploy.api.request_metrics import KNOWN_REQUEST_METRICS
 from modeldeploy.api.v1alpha1 import RolloutCheck
 from modeldeploy.api.v1alpha1.scaling import CanaryAnalysis
 from modeldeploy.drift.stats import Method, score
-
-
-@dataclass(frozen=True)
-class RequestMetricName:
-    """A runtime's request-duration histogram, the label holding the HTTP status, if any, and the
-    label suffixes that keep only inference requests (a histogram of every path counts the probes)."""
-
-    name: str
-    status_label: str | None
-    only: tuple[tuple[str, str], ...] = ()
-
-
-KNOWN_REQUEST_METRICS: tuple[RequestMetricName, ...] = (
-    RequestMetricName("modelserver_request_duration_seconds", "code"),  # the modeldeploy reference server
-    # MLServer's REST server (starlette_exporter, paths grouped as routed: ".../{model_name}/infer")
-    RequestMetricName("rest_server_request_duration_seconds", "status_code", (("path", "/infer"),)),
-    RequestMetricName("vllm:e2e_request_latency_seconds", None),  # vLLM (errors are not counted there)
-)
 
 
 @dataclass(frozen=True)

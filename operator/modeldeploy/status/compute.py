@@ -88,6 +88,7 @@ class Observation:
     rollout: RolloutStatus | None = None  # status.rollout as decided (rollout/canary.py)
     # versions served without being drift: the stable's, while a canary runs or a rollback holds it
     other_versions: frozenset[str] = frozenset()
+    autoscaled_by: str | None = None  # spec.autoscaling.engine: hpa, keda; None without autoscaling
 
     def mismatched(self, replica: ReplicaHealth) -> bool:
         served = replica.served_version
@@ -192,6 +193,8 @@ def _health_conditions(obs: Observation, rollout: Rollout) -> tuple[Verdict, lis
         return Verdict(MODEL_HEALTHY, "Unknown", AWAITING_PROBE, waiting), mismatched
     if not replicas:
         if rollout.replicas == 0 and rollout.complete:  # not before the Deployment controller acted
+            if scaled_to_zero(obs, rollout):
+                return Verdict(MODEL_HEALTHY, "True", SCALED_TO_ZERO, SCALED_TO_ZERO_MESSAGE), mismatched
             return Verdict(MODEL_HEALTHY, "True", "NoReplicas", "scaled to zero replicas"), mismatched
         return Verdict(MODEL_HEALTHY, "Unknown", AWAITING_REPLICAS, "no replica is running yet"), mismatched
     if not unhealthy and rollout.complete and len(replicas) < rollout.ready:
@@ -383,6 +386,19 @@ def _carried_data_drift(obs: Observation) -> Verdict | None:
     return Verdict(DRIFTED, stated.get("status", "Unknown"), stated["reason"], stated.get("message", ""))
 
 
+SCALED_TO_ZERO = "ScaledToZero"
+SCALED_TO_ZERO_MESSAGE = (
+    "scaled to zero by KEDA for want of requests; a request rate above autoscaling.requestRate.activation "
+    "brings a replica back"
+)
+
+
+def scaled_to_zero(obs: Observation, rollout: Rollout) -> bool:
+    """KEDA, not a person, put the Deployment at zero replicas, and it is there."""
+    wanted = int(((obs.deployment or {}).get("spec") or {}).get("replicas", 1))
+    return obs.autoscaled_by == "keda" and wanted == 0 and rollout.replicas == 0 and rollout.complete
+
+
 def _ready(
     obs: Observation,
     rollout: Rollout,
@@ -404,6 +420,8 @@ def _ready(
         return Verdict(READY, "False", reason, healthy.message)
     if version_drift:
         return Verdict(READY, "False", VERSION_DRIFT, "a replica serves another model version than spec.model.version")
+    if scaled_to_zero(obs, rollout):  # Ready by policy: where the autoscaler was asked to put it
+        return Verdict(READY, "True", SCALED_TO_ZERO, SCALED_TO_ZERO_MESSAGE)
     return Verdict(READY, "True", "Ready", f"{rollout.ready} replica(s) ready, model {obs.expected_version} served")
 
 

@@ -30,12 +30,47 @@ MIN_NOT_ABOVE_MAX = CelRule(
 NEEDS_A_TARGET = CelRule(
     rule=(
         "has(self.targetCPUUtilizationPercentage) || has(self.targetMemoryUtilizationPercentage) || has(self.metrics)"
+        " || has(self.requestRate)"
     ),
     message=(
         "autoscaling needs at least one target: set targetCPUUtilizationPercentage, "
-        "targetMemoryUtilizationPercentage or metrics"
+        "targetMemoryUtilizationPercentage, metrics or (engine keda) requestRate"
     ),
 )
+KEDA_FIELDS = CelRule(
+    rule="has(self.engine) && self.engine == 'keda' ? !has(self.metrics) "
+    ": !has(self.requestRate) && !has(self.cooldownSeconds)",
+    message="autoscaling.requestRate and cooldownSeconds need engine keda; metrics (HPA MetricSpecs) need engine hpa",
+)
+ZERO_NEEDS_A_WAKING_QUERY = CelRule(
+    rule="!has(self.minReplicas) || self.minReplicas > 0 || (has(self.engine) && self.engine == 'keda' "
+    "&& has(self.requestRate) && has(self.requestRate.query))",
+    message=(
+        "autoscaling.minReplicas 0 needs engine keda and requestRate.query: at zero replicas the model exports "
+        "no metrics, so only a query on requests counted before the model (a gateway's, an ingress's) can wake it"
+    ),
+    field_path=".minReplicas",
+)
+
+AutoscalingEngine = Literal["hpa", "keda"]
+
+
+class RequestRateTrigger(SpecModel):
+    """A KEDA prometheus trigger on requests per second."""
+
+    prometheus_address: StrictStr = Field(
+        max_length=512,
+        pattern=r"^https?://[^ ]+$",
+        description="Prometheus URL, e.g. http://prometheus.monitoring:9090.",
+    )
+    target_per_replica: float = Field(gt=0, description="Requests per second one replica should take.")
+    activation: float = Field(default=0, ge=0, description="Requests per second above which a model at zero wakes.")
+    query: StrictStr | None = Field(
+        default=None,
+        max_length=2048,
+        description="PromQL giving requests/s; default: the runtime's request counter over this model's pods.",
+    )
+
 
 _ZERO = "(type({0}) == int ? {0} == 0 : {0}.matches('^0+%$'))"
 SURGE_OR_UNAVAILABLE = CelRule(
@@ -53,10 +88,15 @@ SURGE_OR_UNAVAILABLE = CelRule(
 class AutoscalingSpec(SpecModel):
     """Becomes a HorizontalPodAutoscaler (autoscaling/v2); the shortcuts cover the common case."""
 
-    model_config = ConfigDict(json_schema_extra=cel(MIN_NOT_ABOVE_MAX, NEEDS_A_TARGET))
+    model_config = ConfigDict(
+        json_schema_extra=cel(MIN_NOT_ABOVE_MAX, NEEDS_A_TARGET, KEDA_FIELDS, ZERO_NEEDS_A_WAKING_QUERY)
+    )
 
+    engine: AutoscalingEngine = Field(
+        default="hpa", description="hpa: a HorizontalPodAutoscaler; keda: a KEDA ScaledObject (scales to zero)."
+    )
     min_replicas: int = Field(
-        default=1, ge=1, le=MAX_REPLICAS, description=f"Lower bound for the replica count (1-{MAX_REPLICAS})."
+        default=1, ge=0, le=MAX_REPLICAS, description=f"Lower bound for the replica count (0-{MAX_REPLICAS}; 0: keda)."
     )
     max_replicas: int = Field(
         ge=1, le=MAX_REPLICAS, description=f"Upper bound for the replica count (1-{MAX_REPLICAS})."
@@ -94,6 +134,10 @@ class AutoscalingSpec(SpecModel):
         default=None,
         description="autoscaling/v2 HorizontalPodAutoscalerBehavior: scale-up and scale-down policies.",
     )
+    request_rate: RequestRateTrigger | None = Field(default=None, description="keda: scale on requests per second.")
+    cooldown_seconds: int | None = Field(
+        default=None, ge=0, le=86400, description="keda: idle seconds before scaling to zero (KEDA's default 300)."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -103,8 +147,16 @@ class AutoscalingSpec(SpecModel):
             self.target_cpu_utilization_percentage is None
             and self.target_memory_utilization_percentage is None
             and not self.metrics
+            and self.request_rate is None
         ):
             raise ValueError(NEEDS_A_TARGET.message)
+        keda = self.engine == "keda"
+        if (keda and self.metrics is not None) or (
+            not keda and (self.request_rate is not None or self.cooldown_seconds is not None)
+        ):
+            raise ValueError(KEDA_FIELDS.message)
+        if self.min_replicas == 0 and not (keda and self.request_rate is not None and self.request_rate.query):
+            raise ValueError(ZERO_NEEDS_A_WAKING_QUERY.message)
         return self
 
 

@@ -6,7 +6,15 @@ from typing import Annotated, Self
 
 from pydantic import ConfigDict, Field, StrictStr, model_validator
 
-from modeldeploy.api.base import MAX_REPLICAS, CelRule, SpecModel, cel, default_empty_object, no_schema_default
+from modeldeploy.api.base import (
+    MAX_REPLICAS,
+    CelRule,
+    EmbeddedObject,
+    SpecModel,
+    cel,
+    default_empty_object,
+    no_schema_default,
+)
 from modeldeploy.api.names import RESERVED_LABEL_PREFIXES
 from modeldeploy.api.rules import (
     ANNOTATION_KEYS,
@@ -16,6 +24,7 @@ from modeldeploy.api.rules import (
     LabelValue,
     ObjectName,
 )
+from modeldeploy.api.v1alpha1.access import AccessSpec, DisruptionBudgetSpec, ExposureSpec
 from modeldeploy.api.v1alpha1.drift import DriftSpec
 from modeldeploy.api.v1alpha1.placement import LocalObjectReference, Toleration
 from modeldeploy.api.v1alpha1.runtime import RuntimeSpec
@@ -245,6 +254,32 @@ class ModelDeploymentSpec(SpecModel):
             + " are reserved for the operator."
         ),
         json_schema_extra=cel(POD_LABELS_NOT_RESERVED),
+    )
+    access: AccessSpec | None = Field(default=None, description="Who may call the model; anyone when absent.")
+    exposure: ExposureSpec | None = Field(
+        default=None, description="An HTTPRoute or Ingress to the model; in-cluster only when absent."
+    )
+    disruption_budget: DisruptionBudgetSpec | None = Field(
+        default=None, description="The PodDisruptionBudget; maxUnavailable 1 when more than one replica may run."
+    )
+    affinity: EmbeddedObject | None = Field(default=None, description="core/v1 Affinity of the pods.")
+    topology_spread_constraints: list[EmbeddedObject] | None = Field(
+        default=None,
+        max_length=8,
+        description="core/v1 TopologySpreadConstraints; a missing labelSelector selects this model's pods.",
+    )
+    priority_class_name: ObjectName | None = Field(default=None, description="The pods' PriorityClass.")
+    runtime_class_name: ObjectName | None = Field(default=None, description="The pods' RuntimeClass.")
+    volumes: list[EmbeddedObject] | None = Field(
+        default=None, max_length=32, description="core/v1 Volumes added to the pods (not named 'model')."
+    )
+    volume_mounts: list[EmbeddedObject] | None = Field(
+        default=None, max_length=32, description="core/v1 VolumeMounts of the model server container."
+    )
+    env_from: list[EmbeddedObject] | None = Field(
+        default=None,
+        max_length=16,
+        description="core/v1 EnvFromSources of the model server (Secrets are read by the kubelet only).",
     )
     pod_annotations: _PodAnnotations | None = Field(
         default=None,
