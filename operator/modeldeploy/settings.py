@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
@@ -60,13 +61,13 @@ class OperatorSettings(BaseSettings):
     )
     operator_namespace: str | None = Field(
         default=None,
-        description="The operator's namespace: models' NetworkPolicies admit its probes from there (the chart sets it).",
+        description="The operator's namespace: models' NetworkPolicies admit its probes from there (chart: set).",
     )
     operator_pod_labels: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
         description="The operator pods' labels, k=v comma-separated: the NetworkPolicy peer its probes come from.",
     )
-    scraper_peers: list[dict[str, Any]] = Field(
+    scraper_peers: Annotated[list[dict[str, Any]], NoDecode] = Field(
         default_factory=list,
         description="NetworkPolicyPeers (JSON) whose scrapers may read a model's metrics port under a NetworkPolicy.",
     )
@@ -91,6 +92,14 @@ class OperatorSettings(BaseSettings):
         if isinstance(value, str):
             pairs = [part.strip().split("=", 1) for part in value.split(",") if part.strip()]
             return {key.strip(): val.strip() for key, val in pairs}
+        return value
+
+    @field_validator("scraper_peers", mode="before")
+    @classmethod
+    def _peers_from_json(cls, value: object) -> object:
+        """A JSON list in the environment or on the command line (the chart writes `toJson`)."""
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else []
         return value
 
     def operator_peers(self) -> tuple[dict[str, Any], ...]:

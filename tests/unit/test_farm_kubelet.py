@@ -11,10 +11,13 @@ from modeldeploy_dev.sandbox.kubelet import (
     KnownImage,
     container_argv,
     container_env,
+    downward_files,
     expand,
     load_images,
+    pod_local,
     rewrite_paths,
     runnable,
+    sidecars,
 )
 
 Obj = dict[str, Any]
@@ -118,3 +121,67 @@ def test_the_images_file_is_optional_and_a_broken_one_is_ignored(tmp_path: Path)
     assert load_images(tmp_path / "images.json") == {
         "a:1": KnownImage(cmd=("x",), host_env="HOST", termination_log_arg="--log")
     }
+
+
+AUTHZ_POD: Obj = {
+    "metadata": {
+        "name": "iris-1",
+        "namespace": "models",
+        "annotations": {"modeldeploy.io/authz-config": '{"authorization": {}}'},
+    },
+    "status": {"podIP": "127.51.0.7"},
+}
+
+
+@pytest.mark.parametrize(
+    ("given", "seen"),
+    [
+        ("--upstream=http://127.0.0.1:8080/", "--upstream=http://127.51.0.7:8080/"),
+        ("--secure-listen-address=0.0.0.0:8443", "--secure-listen-address=127.51.0.7:8443"),
+        ("http://localhost:9000", "http://127.51.0.7:9000"),
+        ("--bind=10.127.0.0.1:80", "--bind=10.127.0.0.1:80"),  # not an address of its own
+        ("127.0.0.1", "127.0.0.1"),  # no port: not an address to listen on or dial
+    ],
+)
+def test_a_pods_own_addresses_are_its_127_address(given: str, seen: str) -> None:
+    assert pod_local(given, "127.51.0.7") == seen
+
+
+def test_downward_api_files_show_annotations_and_fields() -> None:
+    volume = {
+        "name": "config",
+        "downwardAPI": {
+            "items": [
+                {
+                    "path": "config.json",
+                    "fieldRef": {"fieldPath": "metadata.annotations['modeldeploy.io/authz-config']"},
+                },
+                {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
+            ]
+        },
+    }
+    projected = {
+        "name": "token",
+        "projected": {
+            "sources": [
+                {"serviceAccountToken": {"path": "token"}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
+            ]
+        },
+    }
+    assert downward_files(volume, AUTHZ_POD) == {"config.json": '{"authorization": {}}', "name": "iris-1"}
+    assert downward_files(projected, AUTHZ_POD) == {"namespace": "models"}
+
+
+def test_sidecars_are_the_known_containers_that_are_not_the_model() -> None:
+    pod = {
+        "spec": {
+            "containers": [
+                {"name": "model-server", "image": "known:1", "env": [{"name": "MODEL_NAME", "value": "iris"}]},
+                {"name": "authz", "image": "known:1"},
+                {"name": "other", "image": "unknown:1"},
+            ]
+        }
+    }
+    images = {"known:1": KnownImage()}
+    assert [c["name"] for c in sidecars(pod, images)] == ["authz"]

@@ -9,6 +9,7 @@ themselves (dry-run=server) in tests/integration/test_access.py.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec
 from modeldeploy.render.access import render_network_policy, render_pdb
-from modeldeploy.render.children import Owner
+from modeldeploy.render.children import Owner, render_deployment, render_service, service_url
 from modeldeploy.render.model import Platform
 from modeldeploy.render.runtime import explicit_server
 
@@ -243,3 +244,54 @@ def test_disruption_budget(sections: Obj, bounds: Obj | None) -> None:
     assert spec["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
     assert {k: v for k, v in spec.items() if k in ("maxUnavailable", "minAvailable")} == bounds
     assert pdb["metadata"]["ownerReferences"][0]["uid"] == OWNER.uid
+
+
+def test_authorization_puts_the_proxy_before_the_model_and_the_service_on_it() -> None:
+    spec = _spec(access={"authorization": "kubernetes"})
+    server = explicit_server(spec)
+    deployment = render_deployment(OWNER, spec, Platform(auth_proxy_image="example/proxy:1"), server)
+    pod = deployment["spec"]["template"]
+    model, proxy = pod["spec"]["containers"]
+    assert model["name"] == "model-server"
+    assert "envFrom" not in model
+    assert proxy["image"] == "example/proxy:1"
+    assert proxy["args"][:2] == ["--secure-listen-address=0.0.0.0:8443", "--upstream=http://127.0.0.1:8080/"]
+    assert proxy["ports"] == [{"name": "authz", "containerPort": 8443, "protocol": "TCP"}]
+    assert proxy["securityContext"]["runAsNonRoot"] is True
+    # credentials for the proxy alone: the model server still runs without a token
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    assert {m["name"] for m in proxy["volumeMounts"]} == {"modeldeploy-authz-config", "modeldeploy-authz-token"}
+    assert "volumeMounts" not in model
+    config = json.loads(pod["metadata"]["annotations"]["modeldeploy.io/authz-config"])
+    assert config == {
+        "authorization": {
+            "resourceAttributes": {
+                "namespace": "models",
+                "apiGroup": "modeldeploy.io",
+                "apiVersion": "v1alpha1",
+                "resource": "modeldeployments",
+                "subresource": "predict",
+                "name": "iris",
+            }
+        }
+    }
+    service = render_service(OWNER, spec, server)
+    assert service["spec"]["ports"][0] == {"name": "http", "port": 8080, "targetPort": "authz", "protocol": "TCP"}
+    assert service_url(OWNER, server, spec) == "https://iris.models.svc:8080"
+
+
+def test_the_proxy_port_avoids_the_models() -> None:
+    spec = _spec(access={"authorization": "kubernetes"}, runtime={"image": "example/iris:1", "port": 8443})
+    proxy = render_deployment(OWNER, spec, Platform(), explicit_server(spec))["spec"]["template"]["spec"]["containers"][
+        1
+    ]
+    assert proxy["ports"][0]["containerPort"] == 9443
+    assert "--upstream=http://127.0.0.1:8443/" in proxy["args"]
+
+
+def test_without_authorization_nothing_of_it_is_rendered() -> None:
+    spec = _spec()
+    deployment = render_deployment(OWNER, spec, Platform(), explicit_server(spec))
+    assert [c["name"] for c in deployment["spec"]["template"]["spec"]["containers"]] == ["model-server"]
+    assert "annotations" not in deployment["spec"]["template"]["metadata"]
+    assert render_service(OWNER, spec, explicit_server(spec))["spec"]["ports"][0]["targetPort"] == "http"

@@ -137,8 +137,9 @@ def _spec_from(raw: Obj) -> ModelDeploymentSpec:
 
 
 def _container(deployment: Obj) -> Obj:
+    """The model server: the only container, or the first before the authorizing proxy."""
     containers: list[Obj] = deployment["spec"]["template"]["spec"]["containers"]
-    assert len(containers) == 1
+    assert [c["name"] for c in containers[1:]] in ([], ["authz"])
     return containers[0]
 
 

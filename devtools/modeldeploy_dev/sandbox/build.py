@@ -79,8 +79,9 @@ def _source_digest(directory: str) -> str:
 
 ARGOCD_LUA = Component("argocd-lua", f"{versions.GOPHER_LUA}-{_source_digest('argocd-lua')}", ("argocd-lua",))
 PROMTOOL = Component("promtool", versions.PROMETHEUS, ("promtool",))
+KUBE_RBAC_PROXY = Component("kube-rbac-proxy", versions.KUBE_RBAC_PROXY, ("kube-rbac-proxy",))
 ALL = (KUBERNETES, ETCD, KWOK, HELM)
-TEST_TOOLS = (KSTATUS, ARGOCD_LUA, PROMTOOL)
+TEST_TOOLS = (KSTATUS, ARGOCD_LUA, PROMTOOL, KUBE_RBAC_PROXY)
 
 
 def binary(component: Component, name: str | None = None) -> Path:
@@ -259,6 +260,43 @@ def build_promtool() -> None:
     _go_install(PROMTOOL, "github.com/prometheus/prometheus/cmd/promtool")
 
 
+def build_kube_rbac_proxy() -> None:
+    """Built in its own module, whose go.mod carries a replace directive `go install` refuses."""
+    version = KUBE_RBAC_PROXY.version
+
+    def build(out: Path) -> None:
+        found = subprocess.run(
+            ["go", "mod", "download", "-json", f"github.com/brancz/kube-rbac-proxy@{version}"],
+            cwd=tempfile.gettempdir(),
+            env=_go_env(),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        src = _module_dir(f"kube-rbac-proxy-{version}")
+        shutil.rmtree(src)
+        shutil.copytree(json.loads(found.stdout)["Dir"], src)
+        for path in [src, *src.rglob("*")]:
+            path.chmod(path.stat().st_mode | 0o200)  # the module cache is read-only
+        ldflags = f"-s -w -X k8s.io/component-base/version.gitVersion={version}"
+        _run_go(
+            [
+                "build",
+                "-v",
+                "-trimpath",
+                "-ldflags",
+                ldflags,
+                "-o",
+                str(out / "kube-rbac-proxy"),
+                "./cmd/kube-rbac-proxy",
+            ],
+            src,
+            "go build (kube-rbac-proxy)",
+        )
+
+    _timed(KUBE_RBAC_PROXY, build)
+
+
 def build_kstatus() -> None:
     """The kstatus probe (tests/kstatus) compiled against sigs.k8s.io/cli-utils."""
     source = Path(__file__).resolve().parents[3] / "tests" / "kstatus"
@@ -293,36 +331,55 @@ BUILDERS: dict[str, Callable[[], None]] = {
     KSTATUS.name: build_kstatus,
     ARGOCD_LUA.name: build_argocd_lua,
     PROMTOOL.name: build_promtool,
+    KUBE_RBAC_PROXY.name: build_kube_rbac_proxy,
 }
 
 
 GATEWAY_API = Component("gateway-api", versions.GATEWAY_API, ("gateway.networking.k8s.io_httproutes.yaml",))
+KEDA = Component("keda", versions.KEDA, ("keda.sh_scaledobjects.yaml",))
 
 
-def gateway_api_crds() -> list[Path]:
-    """The Gateway API's standard CRD files, as its Go module ships them (downloaded once, cached).
-
-    Only CRDs: the sandbox has no gateway controller, so routes are objects to read and write,
-    not traffic paths.
-    """
-    if not GATEWAY_API.is_built():
+def _module_crds(component: Component, module: str, folder: str, keep: Callable[[str], bool]) -> list[Path]:
+    """CRD files as a Go module ships them (downloaded once, cached by version)."""
+    if not component.is_built():
 
         def fetch(out: Path) -> None:
             found = subprocess.run(
-                ["go", "mod", "download", "-json", f"sigs.k8s.io/gateway-api@{versions.GATEWAY_API}"],
+                ["go", "mod", "download", "-json", f"{module}@{component.version}"],
                 cwd=tempfile.gettempdir(),
                 env=_go_env(),
                 capture_output=True,
                 text=True,
                 check=True,
             )
-            source = Path(json.loads(found.stdout)["Dir"]) / "config" / "crd" / "standard"
-            for crd in sorted(source.glob("gateway.networking.k8s.io_*.yaml")):
-                if "_vap_" not in crd.name:  # a ValidatingAdmissionPolicy, not a CRD
+            for crd in sorted((Path(json.loads(found.stdout)["Dir"]) / folder).glob("*.yaml")):
+                if keep(crd.name):
                     shutil.copyfile(crd, out / crd.name)
 
-        _timed(GATEWAY_API, fetch)
-    return sorted(GATEWAY_API.directory.glob("*.yaml"))
+        _timed(component, fetch)
+    return sorted(component.directory.glob("*.yaml"))
+
+
+def gateway_api_crds() -> list[Path]:
+    """The Gateway API's standard CRDs. Only CRDs: the sandbox has no gateway controller, so routes
+    are objects to read and write, not traffic paths."""
+    return _module_crds(
+        GATEWAY_API,
+        "sigs.k8s.io/gateway-api",
+        "config/crd/standard",
+        # not the ValidatingAdmissionPolicy that ships beside them
+        lambda name: name.startswith("gateway.networking.k8s.io_") and "_vap_" not in name,
+    )
+
+
+def keda_crds() -> list[Path]:
+    """KEDA's ScaledObject CRD (and TriggerAuthentication, which a ScaledObject may name)."""
+    return _module_crds(
+        KEDA,
+        "github.com/kedacore/keda/v2",
+        "config/crd/bases",
+        lambda name: name in ("keda.sh_scaledobjects.yaml", "keda.sh_triggerauthentications.yaml"),
+    )
 
 
 def build_all(components: Sequence[Component] = ALL) -> None:

@@ -35,7 +35,7 @@ import httpx
 from modeldeploy import kubeapi
 from modeldeploy.modelserver.replica import ReplicaConfig
 from modeldeploy_dev.multi import MultiReplicaServer
-from modeldeploy_dev.sandbox.kubelet import FARM_DIR, IMAGES_FILE, PodRun, load_images, runnable
+from modeldeploy_dev.sandbox.kubelet import FARM_DIR, IMAGES_FILE, PodRun, load_images, runnable, sidecars
 
 FAULT_ANNOTATION = "farm.modeldeploy.io/fault"
 SERVE_ANNOTATION = "farm.modeldeploy.io/serve"
@@ -102,6 +102,7 @@ class Farm:
         self.pods: dict[str, tuple[ServedPod, str]] = {}  # pod uid -> served, fault
         self.state_dir = state_dir
         self.runs: dict[str, tuple[PodRun, asyncio.Task[None]]] = {}  # pod uid -> its containers as processes
+        self.sidecar_runs: dict[str, tuple[PodRun, asyncio.Task[None]]] = {}  # pod uid -> real sidecars
 
     async def sync_pod(self, event_type: str, pod: Obj) -> None:
         uid = str(pod.get("metadata", {}).get("uid"))
@@ -148,6 +149,11 @@ class Farm:
     async def stop_all(self) -> None:
         for uid in list(self.runs):
             await self._end_run(uid)
+        for uid in list(self.sidecar_runs):
+            run, task = self.sidecar_runs.pop(uid)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            run.forget()
 
     async def _start(self, uid: str, served: ServedPod, fault: str, pod: Obj) -> None:
         clash = [other for other, (s, _) in self.pods.items() if (s.ip, s.port) == (served.ip, served.port)]
@@ -162,6 +168,19 @@ class Farm:
         self._set_fault(served, fault, pod)
         self.pods[uid] = (served, fault)
         log.info("serving %s at %s:%s (%s %s)", _name(pod), served.ip, served.port, served.model_name, served.version)
+        self._start_sidecars(uid, pod)
+
+    def _start_sidecars(self, uid: str, pod: Obj) -> None:
+        """Beside a simulated model server, the pod's other containers the farm can run (an authorizing proxy)."""
+        if self.state_dir is None:
+            return
+        images = load_images(self.state_dir / IMAGES_FILE)
+        beside = sidecars(pod, images)
+        if not beside:
+            return
+        run = PodRun(self.api, pod, images, self.state_dir, containers=beside)
+        self.sidecar_runs[uid] = (run, asyncio.create_task(run.run(), name=f"sidecars of {_name(pod)}"))
+        log.info("running %s of %s for real", ", ".join(c["name"] for c in beside), _name(pod))
 
     def _set_fault(self, served: ServedPod, fault: str, pod: Obj) -> None:
         try:
@@ -171,6 +190,12 @@ class Farm:
             log.warning("ignoring fault %r on %s: %s", fault, _name(pod), error)
 
     async def _stop(self, uid: str) -> None:
+        sidecar = self.sidecar_runs.pop(uid, None)
+        if sidecar is not None:
+            run, task = sidecar
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            run.forget()
         served, _ = self.pods.pop(uid)
         await self.server.remove(served.ip, served.port)
         log.info("stopped serving %s:%s", served.ip, served.port)

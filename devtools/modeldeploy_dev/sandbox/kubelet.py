@@ -89,13 +89,48 @@ def load_images(path: Path) -> dict[str, KnownImage]:
     return {image: KnownImage.of(spec) for image, spec in raw.items()}
 
 
+_GIVEN_VOLUMES = ("emptyDir", "downwardAPI", "projected")
+
+
 def runnable(pod: Obj, images: Mapping[str, KnownImage]) -> bool:
     """Every container of the pod has a local stand-in, and every volume is one the farm can give."""
     spec = pod.get("spec", {})
     containers = [*spec.get("initContainers", []), *spec.get("containers", [])]
     if not containers or any(c.get("image") not in images for c in containers):
         return False
-    return all("emptyDir" in volume for volume in spec.get("volumes", []))
+    return all(any(kind in volume for kind in _GIVEN_VOLUMES) for volume in spec.get("volumes", []))
+
+
+def sidecars(pod: Obj, images: Mapping[str, KnownImage]) -> list[Obj]:
+    """Containers of a pod whose model server the farm simulates that can still run for real (a proxy)."""
+    return [
+        c
+        for c in pod.get("spec", {}).get("containers", [])
+        if c.get("image") in images and not any(e.get("name") == "MODEL_NAME" for e in c.get("env", []))
+    ]
+
+
+_POD_LOCAL = re.compile(r"(?<![0-9.])(0\.0\.0\.0|127\.0\.0\.1|localhost)(?=:[0-9])")
+
+
+def pod_local(value: str, pod_ip: str) -> str:
+    """Inside a pod, every interface and the loopback are the pod's own: here, its 127.x address."""
+    return _POD_LOCAL.sub(pod_ip, value)
+
+
+def downward_files(volume: Obj, pod: Obj) -> dict[str, str]:
+    """The files a downwardAPI volume (or a projected one's downwardAPI source) shows, for the fields pods use."""
+    sources = [volume.get("downwardAPI")] + [
+        source.get("downwardAPI") for source in (volume.get("projected") or {}).get("sources", [])
+    ]
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    files = {}
+    for source in sources:
+        for item in (source or {}).get("items", []):
+            path = (item.get("fieldRef") or {}).get("fieldPath", "")
+            match = re.fullmatch(r"metadata\.annotations\['(.+)'\]", path)
+            files[item["path"]] = str(annotations.get(match.group(1), "")) if match else field_value(pod, path)
+    return files
 
 
 def expand(value: str, defined: Mapping[str, str]) -> str:
@@ -190,28 +225,41 @@ def _now() -> str:
 class PodRun:
     """One pod's containers, run until the pod goes away."""
 
-    def __init__(self, api: kubeapi.KubeClient, pod: Obj, images: Mapping[str, KnownImage], state_dir: Path) -> None:
+    def __init__(
+        self,
+        api: kubeapi.KubeClient,
+        pod: Obj,
+        images: Mapping[str, KnownImage],
+        state_dir: Path,
+        containers: list[Obj] | None = None,
+    ) -> None:
+        """`containers`: only these, and no init containers (sidecars beside a simulated model server)."""
         self.api = api
         self.pod = pod
         self.images = images
         metadata = pod["metadata"]
         self.name = f"{metadata.get('namespace')}/{metadata.get('name')}"
         self.directory = state_dir / "pods" / str(metadata["uid"])
-        self.process: asyncio.subprocess.Process | None = None
+        self.processes: dict[str, asyncio.subprocess.Process] = {}
         self.init_statuses: list[Obj] = []
+        self.only = containers
 
     async def run(self) -> None:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             volumes = {v["name"]: self.directory / "volumes" / v["name"] for v in self.pod["spec"].get("volumes", [])}
-            for folder in volumes.values():
+            for volume in self.pod["spec"].get("volumes", []):
+                folder = volumes[volume["name"]]
                 folder.mkdir(parents=True, exist_ok=True)
+                for path, text in downward_files(volume, self.pod).items():
+                    (folder / path).write_text(text)
             secrets = await self._secrets()
             spec = self.pod["spec"]
-            for index, container in enumerate(spec.get("initContainers", [])):
-                await self._init_container(index, container, volumes, secrets)
-            [main, *_] = spec["containers"]
-            await self._serve(main, volumes, secrets)
+            if self.only is None:
+                for index, container in enumerate(spec.get("initContainers", [])):
+                    await self._init_container(index, container, volumes, secrets)
+            running = self.only if self.only is not None else spec["containers"]
+            await asyncio.gather(*(self._serve(container, volumes, secrets) for container in running))
         except asyncio.CancelledError:
             await self._stop()
             raise
@@ -252,7 +300,8 @@ class PodRun:
         env.update(image.env)
         if image.host_env:
             env[image.host_env] = str(self.pod["status"]["podIP"])
-        argv = container_argv(container, image, env, mounts)
+        ip = str(self.pod["status"]["podIP"])
+        argv = [pod_local(arg, ip) for arg in container_argv(container, image, env, mounts)]
         base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
         return argv, {**base, **env}, image
 
@@ -270,9 +319,9 @@ class PodRun:
             log_file = self.directory / f"{container['name']}.log"
             started = _now()
             process = await _spawn(argv, env, self.directory, log_file, append=False)
-            self.process = process
+            self.processes[container["name"]] = process
             code = await process.wait()
-            self.process = None
+            self.processes.pop(container["name"], None)
             message = self._termination_message(container, message_file, log_file, code)
             terminated = {
                 "exitCode": code,
@@ -326,16 +375,16 @@ class PodRun:
     async def _serve(
         self, container: Obj, volumes: Mapping[str, Path], secrets: Mapping[str, Mapping[str, str]]
     ) -> None:
-        """The model server, restarted with a backoff whenever it exits (restartPolicy: Always)."""
+        """A container, restarted with a backoff whenever it exits (restartPolicy: Always)."""
         delay = FIRST_RESTART_DELAY
         while True:
             argv, env, _ = self._command(container, volumes, secrets)
             log_file = self.directory / f"{container['name']}.log"
             log.info("%s: starting %s", self.name, " ".join(argv))
             process = await _spawn(argv, env, self.directory, log_file, append=True)
-            self.process = process
+            self.processes[container["name"]] = process
             code = await process.wait()
-            self.process = None
+            self.processes.pop(container["name"], None)
             log.warning(
                 "%s: %s exited %d; restarting in %.0fs (%s)", self.name, container["name"], code, delay, log_file
             )
@@ -343,8 +392,11 @@ class PodRun:
             delay = min(delay * 2, MAX_RESTART_DELAY)
 
     async def _stop(self) -> None:
-        process = self.process
-        if process is None or process.returncode is not None:
+        await asyncio.gather(*(self._stop_one(process) for process in list(self.processes.values())))
+
+    @staticmethod
+    async def _stop_one(process: asyncio.subprocess.Process) -> None:
+        if process.returncode is not None:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)

@@ -161,22 +161,27 @@ class Child:
     async def _create(self, api: kubeapi.KubeApi, owner: Owner, child: Obj) -> Obj:
         """Apply a child the cache does not hold, without taking over a foreign object.
 
-        Not forced: on someone else's object of that name, a field we set that they own with
-        another value is a conflict (409), and our controller reference beside theirs is invalid
-        (422); either way nothing was written. Only then is the object read, to say whose it is.
+        The cache holds only objects with our label, so a miss is either nothing or someone
+        else's object of that name, and only a read tells which: an apply cannot create without
+        also merging into what exists (a foreign object whose fields do not clash with ours would
+        be adopted, our controller reference added, and deleted with our ModelDeployment). One
+        GET per creation, then an apply that is not forced, in case one appeared in between.
         """
+        name = child["metadata"]["name"]
+        found = await api.get(self.kind, owner.namespace, name)
+        if found is not None:
+            if controller_uid(found) != owner.uid:
+                raise NameConflict(self.kind.kind, name)
+            return await api.apply(child)  # ours, out of the cache (a label removed by hand)
         try:
             return await api.apply(child, force=False)
         except kubeapi.ApiError as error:
             if error.status not in (409, 422):
                 raise
-            name = child["metadata"]["name"]
             found = await api.get(self.kind, owner.namespace, name)
             if found is not None and controller_uid(found) != owner.uid:
                 raise NameConflict(self.kind.kind, name) from None
-            if found is None or error.status == 422:
-                raise
-            return await api.apply(child)  # ours, out of the cache (a label removed by hand)
+            raise
 
 
 class DeploymentChild(Child):

@@ -523,7 +523,11 @@ class Reconciler:
             selector=lbl.selector_string(lbl.selector_labels(name)),
             # unresolved (no runtime now): the Service is still there, and so is its address
             url=(spec is not None and exposure_url(spec))
-            or (service_url(owner, resolved.server) if resolved is not None else (body.get("status") or {}).get("url")),
+            or (
+                service_url(owner, resolved.server, spec)
+                if resolved is not None
+                else (body.get("status") or {}).get("url")
+            ),
             autoscaled_by=None if spec is None or spec.autoscaling is None else spec.autoscaling.engine,
             health=self._current_health(key, name),
             data_drift=self.state.data_drift.get(key),

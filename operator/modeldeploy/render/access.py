@@ -13,6 +13,7 @@ from typing import Any
 
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec, ServerSpec
 from modeldeploy.render import labels as lbl
+from modeldeploy.render.authz import PROXY_PORT, authorized
 from modeldeploy.render.children import Owner, child_metadata, dump, metrics_port, prune, with_hash
 from modeldeploy.render.model import Platform
 from modeldeploy.render.names import child_name
@@ -20,11 +21,6 @@ from modeldeploy.render.names import child_name
 Obj = dict[str, Any]
 HTTP_PORT = "http"  # the model server's port
 METRICS_PORT = "metrics"  # its metrics port, when it has one of its own
-PROXY_PORT = "authz"  # the authorizing proxy's port, in front of the model's
-
-
-def authorized(spec: ModelDeploymentSpec) -> bool:
-    return spec.access is not None and spec.access.authorization == "kubernetes"
 
 
 def client_port(spec: ModelDeploymentSpec) -> str:

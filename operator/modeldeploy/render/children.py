@@ -16,6 +16,14 @@ from typing import Any
 
 from modeldeploy.api.v1alpha1 import ModelDeploymentSpec, ServerSpec
 from modeldeploy.render import labels as lbl
+from modeldeploy.render.authz import (
+    CONFIG_ANNOTATION,
+    PROXY_PORT,
+    authorized,
+    proxy_config,
+    proxy_container,
+    proxy_volumes,
+)
 from modeldeploy.render.compare import fingerprint
 from modeldeploy.render.model import ModelMount, Platform, model_mount
 from modeldeploy.render.names import child_name
@@ -160,6 +168,11 @@ def render_deployment(
     }
     if spec.service_account_name is None:
         pod_spec["automountServiceAccountToken"] = False  # a model server has no business with the API
+    annotations = dict(spec.pod_annotations or {})
+    if authorized(spec):
+        pod_spec["containers"].append(proxy_container(server, platform or Platform()))
+        pod_spec["volumes"] = pod_spec["volumes"] + proxy_volumes()
+        annotations[CONFIG_ANNOTATION] = proxy_config(owner.namespace, owner.name)
     deployment: Obj = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -168,7 +181,7 @@ def render_deployment(
             "selector": {"matchLabels": lbl.selector_labels(name)},
             "strategy": strategy,
             "template": {
-                "metadata": {"labels": pod_labels, "annotations": dict(spec.pod_annotations or {})},
+                "metadata": {"labels": pod_labels, "annotations": annotations},
                 "spec": pod_spec,
             },
         },
@@ -218,7 +231,9 @@ def template_revision(deployment: Obj) -> str:
 def render_service(owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec | None = None) -> Obj:
     name = child_name(owner.name)
     server = server or explicit_server(spec)
-    ports = [{"name": "http", "port": server.port, "targetPort": "http", "protocol": "TCP"}]
+    # with authorization, the Service's port leads to the proxy: callers cannot pick the model's own
+    target = PROXY_PORT if authorized(spec) else "http"
+    ports = [{"name": "http", "port": server.port, "targetPort": target, "protocol": "TCP"}]
     if metrics_port(server) != server.port:
         ports.append({"name": "metrics", "port": metrics_port(server), "targetPort": "metrics", "protocol": "TCP"})
     service = {
@@ -287,5 +302,7 @@ def service_port(spec: ModelDeploymentSpec, server: ServerSpec) -> int:
     return server.port
 
 
-def service_url(owner: Owner, server: ServerSpec) -> str:
-    return f"http://{child_name(owner.name)}.{owner.namespace}.svc:{server.port}"
+def service_url(owner: Owner, server: ServerSpec, spec: ModelDeploymentSpec | None = None) -> str:
+    """https behind the authorizing proxy, which serves TLS only."""
+    scheme = "https" if spec is not None and authorized(spec) else "http"
+    return f"{scheme}://{child_name(owner.name)}.{owner.namespace}.svc:{server.port}"
