@@ -50,6 +50,9 @@ def test_references_expand_as_kubernetes_expands_them(value: str, defined: dict[
         ("/mnt/models", "/tmp/farm/pods/u1/volumes/model"),
         ("/mnt/modelsx", "/mnt/modelsx"),
         ("relative/mnt/models", "relative/mnt/models"),
+        ("--config-file=/mnt/models/c.json", "--config-file=/tmp/farm/pods/u1/volumes/model/c.json"),
+        ("--config-file=/etc/c.json", "--config-file=/etc/c.json"),
+        ("a=/mnt/models", "a=/mnt/models"),  # not a flag: a value that happens to hold '='
     ],
 )
 def test_paths_under_a_mount_move_to_the_volumes_folder(value: str, rewritten: str) -> None:

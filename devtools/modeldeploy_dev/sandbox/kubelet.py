@@ -145,7 +145,10 @@ def expand(value: str, defined: Mapping[str, str]) -> str:
 
 
 def rewrite_paths(value: str, mounts: Mapping[str, Path]) -> str:
-    """A path under a volume's mountPath, as the same path under the volume's folder here."""
+    """A path under a volume's mountPath, as the same path under the volume's folder here (`--flag=path` too)."""
+    flag, equals, rest = value.partition("=")
+    if equals and flag.startswith("-") and rest.startswith("/"):
+        return f"{flag}={rewrite_paths(rest, mounts)}"
     for mount_path in sorted(mounts, key=len, reverse=True):
         if value == mount_path or value.startswith(mount_path.rstrip("/") + "/"):
             return str(mounts[mount_path]) + value[len(mount_path.rstrip("/")) :]
