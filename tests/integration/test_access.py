@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +27,8 @@ from modeldeploy.render.model import Platform
 from modeldeploy.render.runtime import explicit_server
 from modeldeploy_dev.sandbox import build
 from tests.conftest import Kubectl, condition, get_json, model_deployment, wait_for
+from tests.integration.test_kstatus import kstatus_of
+from tests.unit.test_argocd_health import run_in_argocd
 from tests.unit.test_render_access import OPERATOR, SCRAPER, TABLE
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("gateway_api", "keda", "operator")]
@@ -56,7 +59,8 @@ class ChildCase:
     restored: Callable[[Obj], bool]  # the edit is gone
 
 
-HIJACKED = [{"host": "evil.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "iris", "port": {"number": 8080}}}}]}}]  # fmt: skip
+BACKEND = {"service": {"name": "iris", "port": {"number": 8080}}}
+HIJACKED = [{"host": "evil.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": BACKEND}]}}]
 KEDA_SCALING = {"engine": "keda", "minReplicas": 1, "maxReplicas": 4, "targetCPUUtilizationPercentage": 70}
 CASES = {
     "networkpolicy": ChildCase(
@@ -245,8 +249,12 @@ def test_hpa_and_scaled_object_never_coexist(kubectl: Kubectl, watcher: Watcher)
     assert (True, True) not in watcher.seen, watcher.seen
 
 
-def test_scaled_to_zero_by_its_scaled_object_and_back(kubectl: Kubectl) -> None:
-    """KEDA scales through the Deployment's scale subresource, as `kubectl scale` does (the sandbox runs no KEDA)."""
+def test_scaled_to_zero_by_its_scaled_object_and_back(kubectl: Kubectl, tmp_path: Path) -> None:
+    """KEDA scales through the Deployment's scale subresource, as `kubectl scale` does (the sandbox runs no KEDA).
+
+    Ready at zero is policy: the model is where its autoscaler was asked to put it, so kstatus says
+    Current and Argo CD Healthy, `kubectl wait --for=condition=Ready` returns, and nothing is probed.
+    """
     scaling = {
         "engine": "keda",
         "minReplicas": 0,
@@ -257,7 +265,7 @@ def test_scaled_to_zero_by_its_scaled_object_and_back(kubectl: Kubectl) -> None:
             "query": "sum(rate(gateway_requests[1m]))",
         },
     }
-    apply(kubectl, model_deployment(autoscaling=scaling, replicas=1))
+    apply(kubectl, model_deployment(autoscaling=scaling, replicas=1, probing={"intervalSeconds": 2}))
     wait_for(lambda: live_or_none(kubectl, "scaledobject") is not None, timeout=30, what="the ScaledObject")
     assert live_or_none(kubectl, "hpa") is None
     kubectl("scale", "deployment", "iris", "--replicas=0")
@@ -268,7 +276,11 @@ def test_scaled_to_zero_by_its_scaled_object_and_back(kubectl: Kubectl) -> None:
     wait_for(lambda: reason("Ready") == "ScaledToZero", timeout=30, what="Ready, ScaledToZero")
     md = get_json(kubectl, "md", "iris")
     assert condition(md, "Ready")["status"] == "True"
+    assert condition(md, "ModelHealthy")["reason"] == "ScaledToZero"
     assert md["status"]["replicas"] == 0  # type: ignore[index]
+    assert kstatus_of(build.binary(build.KSTATUS), md, tmp_path)["status"] == "Current"
+    assert run_in_argocd([md])[0]["status"] == "Healthy"
+    kubectl("wait", "--for=condition=Ready", "md/iris", "--timeout=5s")
     time.sleep(3)
     assert get_json(kubectl, "deployment", "iris")["spec"]["replicas"] == 0, "the operator leaves KEDA's count"  # type: ignore[index]
     kubectl("scale", "deployment", "iris", "--replicas=2")
