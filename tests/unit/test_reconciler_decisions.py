@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from modeldeploy import kubeapi
-from modeldeploy.controller.children import HANDOVER_MANAGER
+from modeldeploy.controller.children import CHILDREN, HANDOVER_MANAGER
 from modeldeploy.controller.manager import OWNED_SELECTOR
 from modeldeploy.controller.reconciler import COALESCE_SECONDS, Reconciler
 from modeldeploy.controller.state import ControllerState
@@ -60,12 +60,12 @@ class World:
         """What the informers would hold now: every ModelDeployment, and children carrying our label."""
         tables = [
             (kubeapi.MODEL_DEPLOYMENT, self.state.models, None),
-            (kubeapi.DEPLOYMENT, self.state.deployments, OWNED_SELECTOR),
-            (kubeapi.SERVICE, self.state.services, OWNED_SELECTOR),
-            (kubeapi.HPA, self.state.hpas, OWNED_SELECTOR),
+            *((child.kind, child.cache(self.state), OWNED_SELECTOR) for child in CHILDREN),
             (kubeapi.POD, self.state.pods, OWNED_SELECTOR),
         ]
         for kind, cache, selector in tables:
+            if not cache.served:
+                continue  # the kind's CRD is not installed: its informer holds nothing
             listed = await self.api.list(kind, NS, selector)
             cache.replace(listed["items"], namespace=NS, since=cache.mark())
 
@@ -314,3 +314,30 @@ async def test_a_model_uri_the_schema_admits_but_no_store_can_read_is_stalled_no
     assert (stalled["status"], stalled["reason"]) == ("True", "InvalidModelURI")
     assert "'Models_Claim' is not a PersistentVolumeClaim name" in stalled["message"]
     assert await world.child(kubeapi.DEPLOYMENT) is None
+
+
+@pytest.mark.parametrize(
+    ("sections", "reason"),
+    [
+        (
+            {"autoscaling": {"engine": "keda", "maxReplicas": 3, "targetCPUUtilizationPercentage": 70}},
+            "KedaNotInstalled",
+        ),
+        ({"exposure": {"httpRoute": {"parentRefs": [{"name": "gw"}]}}}, "GatewayAPINotInstalled"),
+    ],
+)
+async def test_a_kind_the_cluster_does_not_serve_stalls_with_what_to_install(
+    world: World, sections: Obj, reason: str
+) -> None:
+    world.state.scaled_objects.served = False
+    world.state.http_routes.served = False
+    await world.create(**sections)
+    await world.reconcile()
+    stalled = await world.condition("Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", reason)
+    assert "is not installed" in stalled["message"]
+    assert [w for w in world.api.writes() if w[0] == "APPLY"] == [], "nothing half-applied"
+    await world.edit_spec(lambda body: [body.pop(key) for key in sections])
+    world.state.scaled_objects.served = world.state.http_routes.served = True
+    await world.reconcile()
+    assert (await world.condition("Ready"))["reason"] != "Stalled"
