@@ -103,6 +103,7 @@ class Child:
 
     kind: kubeapi.Kind
     suffix: str = ""  # after the child name: "-canary" is the canary Deployment's
+    read_before_create = True  # see _create
 
     def render(self, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, platform: Platform) -> Obj | None:
         raise NotImplementedError
@@ -166,13 +167,16 @@ class Child:
         also merging into what exists (a foreign object whose fields do not clash with ours would
         be adopted, our controller reference added, and deleted with our ModelDeployment). One
         GET per creation, then an apply that is not forced, in case one appeared in between.
+        A Deployment needs no read (`read_before_create`): our apply adds our label to its
+        spec.selector, which the apiserver refuses to change on any existing Deployment.
         """
         name = child["metadata"]["name"]
-        found = await api.get(self.kind, owner.namespace, name)
-        if found is not None:
-            if controller_uid(found) != owner.uid:
-                raise NameConflict(self.kind.kind, name)
-            return await api.apply(child)  # ours, out of the cache (a label removed by hand)
+        if self.read_before_create:
+            found = await api.get(self.kind, owner.namespace, name)
+            if found is not None:
+                if controller_uid(found) != owner.uid:
+                    raise NameConflict(self.kind.kind, name)
+                return await api.apply(child)  # ours, out of the cache (a label removed by hand)
         try:
             return await api.apply(child, force=False)
         except kubeapi.ApiError as error:
@@ -186,6 +190,7 @@ class Child:
 
 class DeploymentChild(Child):
     kind = kubeapi.DEPLOYMENT
+    read_before_create = False  # its selector cannot change: applying over a foreign one fails (422)
 
     def render(self, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, platform: Platform) -> Obj:
         return render_deployment(owner, spec, platform, server)
@@ -282,6 +287,7 @@ class CanaryChild(Child):
 
     kind = kubeapi.DEPLOYMENT
     suffix = CANARY_SUFFIX
+    read_before_create = False
 
     def desired(
         self, state: ControllerState, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, track: Track
