@@ -164,3 +164,17 @@ def test_default_query_counts_the_stable_pods_inference_requests_of_any_known_ru
         'rest_server_request_duration_seconds_count{namespace="models",pod=~"iris-[a-z0-9]+-[a-z0-9]+",path=~".*/infer"}'
         in query
     )
+
+
+def test_a_long_name_gets_an_hpa_name_keda_can_create() -> None:
+    """KEDA's webhook refuses a ScaledObject whose keda-hpa-<name> would pass 63 characters."""
+    spec = _spec(autoscaling={"engine": "keda", "maxReplicas": 2, "targetCPUUtilizationPercentage": 70})
+    long = Owner("m" * 60, "models", OWNER.uid)
+    named = render_scaled_object(long, spec)
+    assert named is not None
+    hpa_name = named["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["name"]
+    assert len(hpa_name) <= 63
+    assert hpa_name.startswith("m" * 40)
+    short = render_scaled_object(OWNER, spec)
+    assert short is not None
+    assert "advanced" not in short["spec"]  # keda-hpa-iris, KEDA's own choice

@@ -7,6 +7,7 @@ autoscalers on one Deployment fight over its replicas.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from modeldeploy.api.request_metrics import KNOWN_REQUEST_METRICS
@@ -17,6 +18,8 @@ from modeldeploy.render.names import child_name
 
 Obj = dict[str, Any]
 KEDA_API_VERSION = "keda.sh/v1alpha1"
+KEDA_HPA_PREFIX = "keda-hpa-"  # KEDA names the HPA it makes so, unless told another name
+MAX_NAME = 63
 RATE_WINDOW = "2m"
 
 
@@ -61,6 +64,10 @@ def render_scaled_object(owner: Owner, spec: ModelDeploymentSpec) -> Obj | None:
             }
         )
     behavior = dump(scaling.behavior)
+    hpa: Obj = {"behavior": behavior}
+    if len(KEDA_HPA_PREFIX + name) > MAX_NAME:  # KEDA refuses a derived HPA name it cannot create
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        hpa["name"] = f"{name[: MAX_NAME - len(digest) - 6]}-keda-{digest}"
     scaled = {
         "apiVersion": KEDA_API_VERSION,
         "kind": "ScaledObject",
@@ -70,7 +77,7 @@ def render_scaled_object(owner: Owner, spec: ModelDeploymentSpec) -> Obj | None:
             "minReplicaCount": scaling.min_replicas,
             "maxReplicaCount": scaling.max_replicas,
             "cooldownPeriod": scaling.cooldown_seconds,
-            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": behavior}} if behavior else None,
+            "advanced": {"horizontalPodAutoscalerConfig": hpa},
             "triggers": triggers,
         },
     }
