@@ -357,3 +357,17 @@ def test_fingerprint_is_short_hex() -> None:
     value = fingerprint({"a": 1})
     assert len(value) == 16
     int(value, 16)
+
+
+@pytest.mark.parametrize(
+    ("live", "desired", "held"),
+    [
+        ({"name": "data"}, {"name": "data", "readOnly": False}, True),  # omitempty dropped it
+        ({"name": "data"}, {"name": "data", "readOnly": True}, False),
+        ({"name": "data", "readOnly": True}, {"name": "data", "readOnly": False}, False),
+        ({"emptyDir": {"sizeLimit": "1Gi"}}, {"emptyDir": {"sizeLimit": "1024Mi"}}, True),
+        ({"emptyDir": {"sizeLimit": "1Gi"}}, {"emptyDir": {"sizeLimit": "1000Mi"}}, False),
+    ],
+)
+def test_what_the_apiserver_leaves_out_or_rewrites_is_no_difference(live: object, desired: object, held: bool) -> None:
+    assert contains(live, desired) is held

@@ -276,7 +276,14 @@ def test_authorization_puts_the_proxy_before_the_model_and_the_service_on_it() -
         }
     }
     service = render_service(OWNER, spec, server)
-    assert service["spec"]["ports"][0] == {"name": "http", "port": 8080, "targetPort": "authz", "protocol": "TCP"}
+    assert service["spec"]["ports"][0] == {
+        "name": "http",
+        "port": 8080,
+        "targetPort": "authz",
+        "protocol": "TCP",
+        "appProtocol": "https",
+    }
+    assert render_service(OWNER, spec, server, proxied=False)["spec"]["ports"][0]["targetPort"] == "http"
     assert service_url(OWNER, server, spec) == "https://iris.models.svc:8080"
 
 

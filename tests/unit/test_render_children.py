@@ -659,7 +659,12 @@ def test_service_account_token_is_not_mounted_without_a_service_account() -> Non
     assert _render("minimal").deployment["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
     full_pod = _render("full").deployment["spec"]["template"]["spec"]
     assert full_pod["serviceAccountName"] == "default"
-    assert "automountServiceAccountToken" not in full_pod
+    # the full example authorizes callers: the proxy has a token of its own, the model server none
+    assert full_pod["automountServiceAccountToken"] is False
+    raw = copy.deepcopy(CASES["full"][1])
+    raw.pop("access")
+    pod = render_deployment(_owner("full"), ModelDeploymentSpec.model_validate(raw))["spec"]["template"]["spec"]
+    assert "automountServiceAccountToken" not in pod  # a ServiceAccount named for the model's own use
 
 
 def test_placement_is_passed_through() -> None:

@@ -262,12 +262,15 @@ class PodRun:
                 for index, container in enumerate(spec.get("initContainers", [])):
                     await self._init_container(index, container, volumes, secrets)
             running = self.only if self.only is not None else spec["containers"]
-            await asyncio.gather(*(self._serve(container, volumes, secrets) for container in running))
+            async with asyncio.TaskGroup() as group:  # one container failing to start stops them all
+                for container in running:
+                    group.create_task(self._serve(container, volumes, secrets))
         except asyncio.CancelledError:
             await self._stop()
             raise
         except Exception:
             log.exception("running %s failed", self.name)
+            await self._stop()
 
     async def _secrets(self) -> dict[str, dict[str, str]]:
         names: set[str] = set()

@@ -18,6 +18,7 @@ from modeldeploy.controller.cache import ObjectCache, controller_uid
 from modeldeploy.controller.state import ControllerState
 from modeldeploy.render import labels as lbl
 from modeldeploy.render.access import render_network_policy, render_pdb
+from modeldeploy.render.authz import proxy_serving
 from modeldeploy.render.children import (
     CANARY_SUFFIX,
     Owner,
@@ -241,11 +242,21 @@ class DeploymentChild(Child):
         )
 
 
+def proxy_serving_now(state: ControllerState, owner: Owner) -> bool:
+    """Whether the stable Deployment's pods all have the authorizing proxy (render.authz.proxy_serving)."""
+    return proxy_serving(state.deployments.get((owner.namespace, child_name(owner.name))))
+
+
 class ServiceChild(Child):
     kind = kubeapi.SERVICE
 
     def render(self, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, platform: Platform) -> Obj:
         return render_service(owner, spec, server)
+
+    def desired(
+        self, state: ControllerState, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, track: Track
+    ) -> Obj | None:
+        return render_service(owner, spec, server, proxy_serving_now(state, owner))
 
 
 class TrackServiceChild(Child):
@@ -259,6 +270,11 @@ class TrackServiceChild(Child):
 
     def render(self, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, platform: Platform) -> Obj | None:
         return render_track_service(owner, spec, server, self.track)
+
+    def desired(
+        self, state: ControllerState, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, track: Track
+    ) -> Obj | None:
+        return render_track_service(owner, spec, server, self.track, proxy_serving_now(state, owner))
 
     async def remove(self, api: kubeapi.KubeApi, state: ControllerState, plan: Plan, owner: Owner) -> Report:
         return await _delete_owned(self, api, state, plan, owner)
@@ -274,6 +290,7 @@ class HpaChild(Child):
         self, api: kubeapi.KubeApi, state: ControllerState, plan: Plan, owner: Owner, *, converged_before: bool
     ) -> Report:
         report = await _delete_other_autoscaler(api, state, owner, SCALED_OBJECT_CHILD)
+        await _wake_from_zero(api, state, owner, plan)
         report.add(await super().converge(api, state, plan, owner, converged_before=converged_before))
         return report
 
@@ -335,6 +352,11 @@ class NetworkPolicyChild(OptionalChild):
     def render(self, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, platform: Platform) -> Obj | None:
         return render_network_policy(owner, spec, server, platform)
 
+    def desired(
+        self, state: ControllerState, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, track: Track
+    ) -> Obj | None:
+        return render_network_policy(owner, spec, server, state.platform, proxy_serving_now(state, owner))
+
 
 class DisruptionBudgetChild(OptionalChild):
     kind = kubeapi.PDB
@@ -391,6 +413,24 @@ CHILDREN: tuple[Child, ...] = (
     IngressChild(),
     HttpRouteChild(),
 )
+
+
+async def _wake_from_zero(api: kubeapi.KubeApi, state: ControllerState, owner: Owner, plan: Plan) -> None:
+    """An HPA does not scale a Deployment at zero (ScalingDisabled), and KEDA leaves it there when its
+    ScaledObject goes: coming from keda, the Deployment is set to the HPA's minimum first."""
+    deployment = state.deployments.get((owner.namespace, child_name(owner.name)))
+    if deployment is None or plan.desired is None or deployment["spec"].get("replicas", 1) != 0:
+        return
+    metadata = deployment["metadata"]
+    await api.apply(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": metadata["name"], "namespace": metadata["namespace"]},
+            "spec": {"replicas": plan.desired["spec"]["minReplicas"]},
+        },
+        field_manager=HANDOVER_MANAGER,
+    )
 
 
 async def _delete_other_autoscaler(api: kubeapi.KubeApi, state: ControllerState, owner: Owner, other: Child) -> Report:

@@ -101,6 +101,7 @@ class Informer:
                     continue
                 if self.optional and error.status in (403, 404):
                     self.cache.served = error.status != 404
+                    self.version = None  # the kind may come back (a CRD installed again): list it afresh
                     if not self.synced.is_set():
                         log.warning("%s: %s; working without them, retrying", self._what(), error)
                     self.synced.set()

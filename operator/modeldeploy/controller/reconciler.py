@@ -22,7 +22,7 @@ from modeldeploy import kubeapi, metrics
 from modeldeploy.api.conditions import READY, STALLED
 from modeldeploy.api.v1alpha1 import ConfigDriftStatus, ModelDeploymentSpec, ServerSpec
 from modeldeploy.controller.cache import Key, controller_uid
-from modeldeploy.controller.children import CHILDREN, KindNotServed, NameConflict, Report
+from modeldeploy.controller.children import CHILDREN, KindNotServed, NameConflict, Report, proxy_serving_now
 from modeldeploy.controller.events import EventRecorder
 from modeldeploy.controller.limits import (
     EVENTS_BURST,
@@ -310,6 +310,15 @@ class Reconciler:
     ) -> bool:
         """Apply the children that differ, delete the ones no longer declared; False: stop here."""
         key = (owner.namespace, owner.name)
+        weighed = spec.rollout.http_route if spec.rollout is not None else None
+        exposed = spec.exposure is not None and spec.exposure.http_route is not None
+        if exposed and weighed is not None and weighed.name == child_name(owner.name):
+            # two writers of one route: the exposure's apply and the canary's weights would undo each other
+            raise Stalled(
+                "HTTPRouteConflict",
+                f"rollout.httpRoute names {weighed.name!r}, the HTTPRoute spec.exposure.httpRoute makes: "
+                "name another route for the canary's weights, or remove one of the two",
+            )
         decision = decide_rollout(self.state, key, body, spec, server, owner)
         outcome.rollout = decision
         if decision.canary_replicas is not None and decision.status is not None:
@@ -524,11 +533,14 @@ class Reconciler:
             # unresolved (no runtime now): the Service is still there, and so is its address
             url=(spec is not None and exposure_url(spec))
             or (
-                service_url(owner, resolved.server, spec)
+                service_url(owner, resolved.server, spec if proxy_serving_now(self.state, owner) else None)
                 if resolved is not None
                 else (body.get("status") or {}).get("url")
             ),
-            autoscaled_by=None if spec is None or spec.autoscaling is None else spec.autoscaling.engine,
+            may_scale_to_zero=spec is not None
+            and spec.autoscaling is not None
+            and spec.autoscaling.engine == "keda"
+            and spec.autoscaling.min_replicas == 0,
             health=self._current_health(key, name),
             data_drift=self.state.data_drift.get(key),
             config_drift=record,

@@ -23,23 +23,21 @@ HTTP_PORT = "http"  # the model server's port
 METRICS_PORT = "metrics"  # its metrics port, when it has one of its own
 
 
-def client_port(spec: ModelDeploymentSpec) -> str:
-    """The port clients are sent to: the proxy's when callers are authorized, else the model's."""
-    return PROXY_PORT if authorized(spec) else HTTP_PORT
-
-
 def render_network_policy(
-    owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, platform: Platform
+    owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, platform: Platform, proxied: bool | None = None
 ) -> Obj | None:
+    """`proxied`: whether the serving pods have the proxy yet (see render.authz.proxying); None: as the spec says."""
     access = spec.access
-    if access is None or (access.network_policy is None and not authorized(spec)):
+    behind_proxy = authorized(spec) if proxied is None else proxied and authorized(spec)
+    if access is None or (access.network_policy is None and not behind_proxy):
         return None
     name = child_name(owner.name)
     rules: list[Obj] = []
     if access.network_policy is None:  # authorization alone: anyone may ask the proxy
         rules.append({"ports": ports(PROXY_PORT)})
     elif access.network_policy.from_:
-        rules.append({"from": dump(access.network_policy.from_), "ports": ports(client_port(spec))})
+        client = PROXY_PORT if behind_proxy else HTTP_PORT
+        rules.append({"from": dump(access.network_policy.from_), "ports": ports(client)})
     if platform.operator_peers:  # the probes: health, readiness, version and metrics, on every port
         rules.append({"from": list(platform.operator_peers)})
     if platform.scraper_peers:

@@ -101,3 +101,21 @@ def proxy_volumes() -> list[Obj]:
             },
         },
     ]
+
+
+def proxy_serving(deployment: Obj | None) -> bool:
+    """Whether every pod of a Deployment has the proxy: its template names the proxy's port, and its
+    rollout is complete. Only then may the Service and the NetworkPolicy lead callers to that port;
+    before (a rollout under way, a canary holding the stable, a rollback reverting it) pods without
+    it would be cut off.
+    """
+    if deployment is None:
+        return False
+    template = (deployment.get("spec") or {}).get("template") or {}
+    containers = (template.get("spec") or {}).get("containers") or []
+    if not any(port.get("name") == PROXY_PORT for c in containers for port in c.get("ports") or []):
+        return False
+    status, wanted = deployment.get("status") or {}, (deployment.get("spec") or {}).get("replicas", 1)
+    current = int(status.get("observedGeneration", 0)) >= int(deployment["metadata"].get("generation", 0))
+    updated, replicas = int(status.get("updatedReplicas", 0)), int(status.get("replicas", 0))
+    return current and updated >= int(wanted) and replicas == updated

@@ -119,8 +119,7 @@ def _container(spec: ModelDeploymentSpec, runtime: ServerSpec, mount: ModelMount
         "args": list(runtime.args or []),
         "ports": ports,
         "env": env,
-        "volumeMounts": mount.mounts + (dump(spec.volume_mounts) or []),
-        "envFrom": dump(spec.env_from),
+        "volumeMounts": mount.mounts,
         "resources": dump(runtime.resources),
         **container_probes(spec.model.name, runtime),
         "securityContext": {
@@ -155,19 +154,18 @@ def render_deployment(
     pod_spec: Obj = {
         "initContainers": mount.init_containers,
         "containers": [_container(spec, server, mount)],
-        "volumes": mount.volumes + (dump(spec.volumes) or []),
+        "volumes": mount.volumes,
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "nodeSelector": dict(spec.node_selector or {}),
         "tolerations": dump(spec.tolerations),
-        "affinity": dump(spec.affinity),
-        "topologySpreadConstraints": _spread(spec, name),
         "priorityClassName": spec.priority_class_name,
         "runtimeClassName": spec.runtime_class_name,
         "serviceAccountName": spec.service_account_name,
         "imagePullSecrets": dump(spec.image_pull_secrets),
     }
-    if spec.service_account_name is None:
-        pod_spec["automountServiceAccountToken"] = False  # a model server has no business with the API
+    if spec.service_account_name is None or authorized(spec):
+        # a model server has no business with the API; the authorizing proxy has a token of its own
+        pod_spec["automountServiceAccountToken"] = False
     annotations = dict(spec.pod_annotations or {})
     if authorized(spec):
         pod_spec["containers"].append(proxy_container(server, platform or Platform()))
@@ -188,7 +186,25 @@ def render_deployment(
     }
     if spec.autoscaling is None:
         deployment["spec"]["replicas"] = spec.replicas
-    return with_hash(prune(deployment))
+    deployment = prune(deployment)
+    _pass_through(deployment["spec"]["template"]["spec"], spec, name)
+    return with_hash(deployment)
+
+
+def _pass_through(pod: Obj, spec: ModelDeploymentSpec, name: str) -> None:
+    """Kubernetes types the user wrote, added after pruning: their empty maps mean something
+    (`namespaceSelector: {}` is every namespace, `labelSelector: {}` every pod)."""
+    model = pod["containers"][0]
+    for holder, key, extra in (
+        (pod, "volumes", dump(spec.volumes)),
+        (model, "volumeMounts", dump(spec.volume_mounts)),
+        (model, "envFrom", dump(spec.env_from)),
+        (pod, "topologySpreadConstraints", _spread(spec, name)),
+    ):
+        if extra:
+            holder[key] = [*holder.get(key, []), *copy.deepcopy(extra)]
+    if spec.affinity is not None:
+        pod["affinity"] = copy.deepcopy(dump(spec.affinity))
 
 
 def _spread(spec: ModelDeploymentSpec, name: str) -> list[Obj] | None:
@@ -228,12 +244,18 @@ def template_revision(deployment: Obj) -> str:
     return hashlib.sha256(template.encode()).hexdigest()[:10]
 
 
-def render_service(owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec | None = None) -> Obj:
+def render_service(
+    owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec | None = None, proxied: bool | None = None
+) -> Obj:
+    """`proxied`: whether the serving pods have the proxy yet (render.authz.proxy_serving); None: as the spec says."""
     name = child_name(owner.name)
     server = server or explicit_server(spec)
-    # with authorization, the Service's port leads to the proxy: callers cannot pick the model's own
-    target = PROXY_PORT if authorized(spec) else "http"
-    ports = [{"name": "http", "port": server.port, "targetPort": target, "protocol": "TCP"}]
+    # with authorization, the Service's port leads to the proxy (TLS): callers cannot pick the model's own
+    behind_proxy = authorized(spec) if proxied is None else proxied and authorized(spec)
+    port: Obj = {"name": "http", "port": server.port, "targetPort": "http", "protocol": "TCP"}
+    if behind_proxy:
+        port.update(targetPort=PROXY_PORT, appProtocol="https")
+    ports = [port]
     if metrics_port(server) != server.port:
         ports.append({"name": "metrics", "port": metrics_port(server), "targetPort": "metrics", "protocol": "TCP"})
     service = {
@@ -245,11 +267,13 @@ def render_service(owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec |
     return with_hash(prune(service))
 
 
-def render_track_service(owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec | None, track: str) -> Obj | None:
+def render_track_service(
+    owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec | None, track: str, proxied: bool | None = None
+) -> Obj | None:
     """`<name>-stable` or `<name>-canary`: what an HTTPRoute weighs against each other during a canary."""
     if spec.rollout is None or spec.rollout.http_route is None:
         return None
-    service = render_service(owner, spec, server)
+    service = render_service(owner, spec, server, proxied)
     service["metadata"]["name"] = f"{child_name(owner.name)}-{track}"
     service["metadata"]["annotations"].pop(lbl.APPLIED_HASH, None)
     service["spec"]["selector"] = {**service["spec"]["selector"], lbl.TRACK_LABEL: track}

@@ -38,7 +38,11 @@ _LIST_KEYS = ("name", "containerPort", "port")
 _EXPONENT = re.compile(r"^[eE][+-]?[0-9]+$")
 # Quantities are only normalised where Kubernetes stores quantities: container resources and
 # HPA metric targets. Elsewhere "1.10" and "1.1" are different strings (a version, say).
-_QUANTITY_PARENTS = frozenset({"requests", "limits", "target", "current"})
+_QUANTITY_PARENTS = frozenset({"requests", "limits", "target", "current", "sizeLimit"})
+# Plain bools the apiserver drops when false (Go's omitempty), in the pod parts users pass through:
+# volumeMounts[].readOnly, and a volume source's (persistentVolumeClaim, configMap...). Not
+# automountServiceAccountToken, a pointer whose false is kept, and whose removal is a hand edit.
+_OMITTED_WHEN_FALSE = frozenset({"readOnly"})
 
 
 def quantity(value: object) -> Decimal | None:
@@ -87,6 +91,7 @@ def contains(live: object, desired: object, *, in_quantity: bool = False) -> boo
             return _empty(desired) and live is None
         return all(
             (_empty(value) and _empty(live.get(key)))
+            or (value is False and key in _OMITTED_WHEN_FALSE and key not in live)
             or (key in live and contains(live[key], value, in_quantity=in_quantity or key in _QUANTITY_PARENTS))
             for key, value in desired.items()
         )

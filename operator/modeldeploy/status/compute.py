@@ -88,7 +88,7 @@ class Observation:
     rollout: RolloutStatus | None = None  # status.rollout as decided (rollout/canary.py)
     # versions served without being drift: the stable's, while a canary runs or a rollback holds it
     other_versions: frozenset[str] = frozenset()
-    autoscaled_by: str | None = None  # spec.autoscaling.engine: hpa, keda; None without autoscaling
+    may_scale_to_zero: bool = False  # autoscaling by KEDA with minReplicas 0
 
     def mismatched(self, replica: ReplicaHealth) -> bool:
         served = replica.served_version
@@ -396,7 +396,7 @@ SCALED_TO_ZERO_MESSAGE = (
 def scaled_to_zero(obs: Observation, rollout: Rollout) -> bool:
     """KEDA, not a person, put the Deployment at zero replicas, and it is there."""
     wanted = int(((obs.deployment or {}).get("spec") or {}).get("replicas", 1))
-    return obs.autoscaled_by == "keda" and wanted == 0 and rollout.replicas == 0 and rollout.complete
+    return obs.may_scale_to_zero and wanted == 0 and rollout.replicas == 0 and rollout.complete
 
 
 def _ready(

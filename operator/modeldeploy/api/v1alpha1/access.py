@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import ConfigDict, Field, StrictStr, model_validator
 
-from modeldeploy.api.base import CelRule, EmbeddedObject, IntOrPercent, SpecModel, cel
+from modeldeploy.api.base import CelRule, EmbeddedObject, IntOrPercentUpTo100, SpecModel, cel
 from modeldeploy.api.rules import HttpPath, ObjectName
 
 MAX_PEERS = 32
@@ -134,8 +134,8 @@ class DisruptionBudgetSpec(SpecModel):
     model_config = ConfigDict(json_schema_extra=cel(ONE_BUDGET))
 
     enabled: bool = Field(default=True, description="false: no budget.")
-    max_unavailable: IntOrPercent | None = Field(default=None, description="Default 1.")
-    min_available: IntOrPercent | None = Field(default=None, description="Instead of maxUnavailable.")
+    max_unavailable: IntOrPercentUpTo100 | None = Field(default=None, description="Default 1.")
+    min_available: IntOrPercentUpTo100 | None = Field(default=None, description="Instead of maxUnavailable.")
 
     @model_validator(mode="after")
     def _one(self) -> Self:

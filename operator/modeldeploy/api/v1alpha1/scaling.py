@@ -67,6 +67,7 @@ class RequestRateTrigger(SpecModel):
     activation: float = Field(default=0, ge=0, description="Requests per second above which a model at zero wakes.")
     query: StrictStr | None = Field(
         default=None,
+        min_length=1,
         max_length=2048,
         description="PromQL giving requests/s; default: the runtime's request counter over this model's pods.",
     )
