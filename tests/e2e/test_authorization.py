@@ -113,10 +113,14 @@ def test_allowed_caller_200_other_403_no_token_401(kubectl: Kubectl, namespace: 
 
     # the Service leads to the proxy, not around it: its target is the port the proxy's container names
     # (EndpointSlices refuse the farm's 127.x addresses, so the resolution is read, not routed)
-    service = get_json(kubectl, "service", "iris")
-    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["authz"]  # type: ignore[index]
+    def service_targets() -> list[str]:
+        service = get_json(kubectl, "service", "iris")
+        return [p["targetPort"] for p in service["spec"]["ports"]]  # type: ignore[index]
+
+    # switched once every pod has the proxy (the rollout complete), never before
+    assert wait_for(lambda: service_targets() == ["authz"], timeout=30, what="the Service on the proxy")
     named = {p["name"]: p["containerPort"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
     assert named["authz"] == port
-    md = get_json(kubectl, "md", "iris")
-    assert condition(md, "Ready")["status"] == "True"
-    assert md["status"]["url"] == f"https://iris.{namespace}.svc:8080"  # type: ignore[index]
+    url = f"https://iris.{namespace}.svc:8080"
+    wait_for(lambda: get_json(kubectl, "md", "iris")["status"].get("url") == url, timeout=30, what=url)  # type: ignore[union-attr]
+    assert condition(get_json(kubectl, "md", "iris"), "Ready")["status"] == "True"
