@@ -63,6 +63,13 @@ def test_a_new_model_costs_two_applies_and_its_status_writes(kubectl: Kubectl, o
     The GET is the Service's: the only way to tell a free name from someone else's Service that an
     apply would merge into and adopt. The Deployment needs none (its selector cannot change).
     """
+    # The operator's counters are global: the children of an earlier test's namespace, still being
+    # deleted, would count here (their reconcile reads and writes before it learns the namespace ends).
+    wait_for(
+        lambda: "Terminating" not in kubectl("get", "namespaces", "--no-headers").stdout,
+        timeout=120,
+        what="earlier tests' namespaces gone",
+    )
     before = api_requests(operator)
     apply(kubectl, manifest(replicas=1))
     wait_for(lambda: ready(kubectl), timeout=60, what="Ready")

@@ -260,22 +260,27 @@ def build_promtool() -> None:
     _go_install(PROMTOOL, "github.com/prometheus/prometheus/cmd/promtool")
 
 
+def _downloaded(module: str, version: str) -> Path:
+    """A Go module's files, as the module proxy serves them (read-only, in the module cache)."""
+    found = subprocess.run(
+        ["go", "mod", "download", "-json", f"{module}@{version}"],
+        cwd=tempfile.gettempdir(),
+        env=_go_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return Path(json.loads(found.stdout)["Dir"])
+
+
 def build_kube_rbac_proxy() -> None:
     """Built in its own module, whose go.mod carries a replace directive `go install` refuses."""
     version = KUBE_RBAC_PROXY.version
 
     def build(out: Path) -> None:
-        found = subprocess.run(
-            ["go", "mod", "download", "-json", f"github.com/brancz/kube-rbac-proxy@{version}"],
-            cwd=tempfile.gettempdir(),
-            env=_go_env(),
-            capture_output=True,
-            text=True,
-            check=True,
-        )
         src = _module_dir(f"kube-rbac-proxy-{version}")
         shutil.rmtree(src)
-        shutil.copytree(json.loads(found.stdout)["Dir"], src)
+        shutil.copytree(_downloaded("github.com/brancz/kube-rbac-proxy", version), src)
         for path in [src, *src.rglob("*")]:
             path.chmod(path.stat().st_mode | 0o200)  # the module cache is read-only
         ldflags = f"-s -w -X k8s.io/component-base/version.gitVersion={version}"
@@ -344,15 +349,7 @@ def _module_crds(component: Component, module: str, folder: str, keep: Callable[
     if not component.is_built():
 
         def fetch(out: Path) -> None:
-            found = subprocess.run(
-                ["go", "mod", "download", "-json", f"{module}@{component.version}"],
-                cwd=tempfile.gettempdir(),
-                env=_go_env(),
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            for crd in sorted((Path(json.loads(found.stdout)["Dir"]) / folder).glob("*.yaml")):
+            for crd in sorted((_downloaded(module, component.version) / folder).glob("*.yaml")):
                 if keep(crd.name):
                     shutil.copyfile(crd, out / crd.name)
 

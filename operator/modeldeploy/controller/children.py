@@ -230,16 +230,7 @@ class DeploymentChild(Child):
         """
         if "replicas" in desired["spec"] or not _we_own_replicas(live):
             return
-        metadata = live["metadata"]
-        await api.apply(
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": metadata["name"], "namespace": metadata["namespace"]},
-                "spec": {"replicas": live["spec"].get("replicas", 1)},
-            },
-            field_manager=HANDOVER_MANAGER,
-        )
+        await _hand_over_replicas(api, live, live["spec"].get("replicas", 1))
 
 
 def proxy_serving_now(state: ControllerState, owner: Owner) -> bool:
@@ -277,25 +268,6 @@ class TrackServiceChild(Child):
         return render_track_service(owner, spec, server, self.track, proxy_serving_now(state, owner))
 
     async def remove(self, api: kubeapi.KubeApi, state: ControllerState, plan: Plan, owner: Owner) -> Report:
-        return await _delete_owned(self, api, state, plan, owner)
-
-
-class HpaChild(Child):
-    kind = kubeapi.HPA
-
-    def render(self, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, platform: Platform) -> Obj | None:
-        return render_hpa(owner, spec)
-
-    async def converge(
-        self, api: kubeapi.KubeApi, state: ControllerState, plan: Plan, owner: Owner, *, converged_before: bool
-    ) -> Report:
-        report = await _delete_other_autoscaler(api, state, owner, SCALED_OBJECT_CHILD)
-        await _wake_from_zero(api, state, owner, plan)
-        report.add(await super().converge(api, state, plan, owner, converged_before=converged_before))
-        return report
-
-    async def remove(self, api: kubeapi.KubeApi, state: ControllerState, plan: Plan, owner: Owner) -> Report:
-        """Delete the HPA autoscaling no longer asks for."""
         return await _delete_owned(self, api, state, plan, owner)
 
 
@@ -380,21 +352,53 @@ class HttpRouteChild(OptionalChild):
         return render_http_route(owner, spec, server)
 
 
-class ScaledObjectChild(OptionalChild):
-    """KEDA's ScaledObject; the HPA goes first, so two autoscalers never hold one Deployment."""
+class AutoscalerChild(OptionalChild):
+    """The HPA or KEDA's ScaledObject: the other one goes first, so two autoscalers never hold one Deployment."""
 
+    def other(self) -> Child:
+        raise NotImplementedError
+
+    async def converge(
+        self, api: kubeapi.KubeApi, state: ControllerState, plan: Plan, owner: Owner, *, converged_before: bool
+    ) -> Report:
+        other = self.other()
+        live = other.cache(state).get((owner.namespace, child_name(owner.name) + other.suffix))
+        report = await _delete_owned(other, api, state, Plan(other, None, live), owner)
+        await self.before_apply(api, state, owner, plan)
+        report.add(await super().converge(api, state, plan, owner, converged_before=converged_before))
+        return report
+
+    async def before_apply(self, api: kubeapi.KubeApi, state: ControllerState, owner: Owner, plan: Plan) -> None:
+        """What the Deployment needs before this autoscaler takes it."""
+
+
+class HpaChild(AutoscalerChild):
+    kind = kubeapi.HPA
+
+    def render(self, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, platform: Platform) -> Obj | None:
+        return render_hpa(owner, spec)
+
+    def other(self) -> Child:
+        return SCALED_OBJECT_CHILD
+
+    async def before_apply(self, api: kubeapi.KubeApi, state: ControllerState, owner: Owner, plan: Plan) -> None:
+        """An HPA does not scale a Deployment at zero (ScalingDisabled), and KEDA leaves it there when its
+        ScaledObject goes: coming from keda, the Deployment is set to the HPA's minimum first."""
+        deployment = state.deployments.get((owner.namespace, child_name(owner.name)))
+        if deployment is None or plan.desired is None or deployment["spec"].get("replicas", 1) != 0:
+            return
+        await _hand_over_replicas(api, deployment, plan.desired["spec"]["minReplicas"])
+
+
+class ScaledObjectChild(AutoscalerChild):
     kind = kubeapi.SCALED_OBJECT
     needs = ("KedaNotInstalled", "autoscaling.engine keda needs KEDA: its CRDs")
 
     def render(self, owner: Owner, spec: ModelDeploymentSpec, server: ServerSpec, platform: Platform) -> Obj | None:
         return render_scaled_object(owner, spec)
 
-    async def converge(
-        self, api: kubeapi.KubeApi, state: ControllerState, plan: Plan, owner: Owner, *, converged_before: bool
-    ) -> Report:
-        report = await _delete_other_autoscaler(api, state, owner, HPA_CHILD)
-        report.add(await super().converge(api, state, plan, owner, converged_before=converged_before))
-        return report
+    def other(self) -> Child:
+        return HPA_CHILD
 
 
 HPA_CHILD = HpaChild()
@@ -415,29 +419,6 @@ CHILDREN: tuple[Child, ...] = (
 )
 
 
-async def _wake_from_zero(api: kubeapi.KubeApi, state: ControllerState, owner: Owner, plan: Plan) -> None:
-    """An HPA does not scale a Deployment at zero (ScalingDisabled), and KEDA leaves it there when its
-    ScaledObject goes: coming from keda, the Deployment is set to the HPA's minimum first."""
-    deployment = state.deployments.get((owner.namespace, child_name(owner.name)))
-    if deployment is None or plan.desired is None or deployment["spec"].get("replicas", 1) != 0:
-        return
-    metadata = deployment["metadata"]
-    await api.apply(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": metadata["name"], "namespace": metadata["namespace"]},
-            "spec": {"replicas": plan.desired["spec"]["minReplicas"]},
-        },
-        field_manager=HANDOVER_MANAGER,
-    )
-
-
-async def _delete_other_autoscaler(api: kubeapi.KubeApi, state: ControllerState, owner: Owner, other: Child) -> Report:
-    live = other.cache(state).get((owner.namespace, child_name(owner.name) + other.suffix))
-    return await _delete_owned(other, api, state, Plan(other, None, live), owner)
-
-
 async def _delete_owned(child: Child, api: kubeapi.KubeApi, state: ControllerState, plan: Plan, owner: Owner) -> Report:
     """Delete a child no longer asked for: ours only, and only the one we saw."""
     live = plan.live
@@ -448,6 +429,20 @@ async def _delete_owned(child: Child, api: kubeapi.KubeApi, state: ControllerSta
         return Report()
     child.cache(state).apply_event("DELETED", live)
     return Report(deleted=[f"{child.kind.kind}/{name}"])
+
+
+async def _hand_over_replicas(api: kubeapi.KubeApi, deployment: Obj, replicas: int) -> None:
+    """Set a Deployment's replicas under a manager of their own, which the autoscaler then takes over."""
+    metadata = deployment["metadata"]
+    await api.apply(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": metadata["name"], "namespace": metadata["namespace"]},
+            "spec": {"replicas": replicas},
+        },
+        field_manager=HANDOVER_MANAGER,
+    )
 
 
 def _hash(obj: Obj) -> str | None:
