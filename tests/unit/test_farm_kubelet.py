@@ -142,7 +142,7 @@ AUTHZ_POD: Obj = {
         ("--upstream=http://127.0.0.1:8080/", "--upstream=http://127.51.0.7:8080/"),
         ("--secure-listen-address=0.0.0.0:8443", "--secure-listen-address=127.51.0.7:8443"),
         ("http://localhost:9000", "http://127.51.0.7:9000"),
-        ("--bind=10.127.0.0.1:80", "--bind=10.127.0.0.1:80"),  # not an address of its own
+        ("--bind=5127.0.0.1:80", "--bind=5127.0.0.1:80"),  # not an address: digits before it
         ("127.0.0.1", "127.0.0.1"),  # no port: not an address to listen on or dial
     ],
 )
