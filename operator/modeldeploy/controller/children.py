@@ -186,7 +186,9 @@ class Child:
             found = await api.get(self.kind, owner.namespace, name)
             if found is not None and controller_uid(found) != owner.uid:
                 raise NameConflict(self.kind.kind, name) from None
-            raise
+            if found is None or error.status == 422:
+                raise
+            return await api.apply(child)  # ours, out of the cache (a label removed by hand)
 
 
 class DeploymentChild(Child):
