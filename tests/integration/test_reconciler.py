@@ -116,8 +116,14 @@ def test_create_makes_owned_children_and_becomes_ready(kubectl: Kubectl) -> None
                 "controller": True,
             }
         ]
+    # created at one replica (the operator leaves the count to the HPA), raised to minReplicas by the
+    # HPA controller at its next sync, which can come after Ready
+    wait_for(
+        lambda: len(get_json(kubectl, "pods", "-l", "modeldeploy.io/name=iris")["items"]) == 2,  # type: ignore[arg-type]
+        timeout=45,
+        what="the HPA's two replicas",
+    )
     pods = get_json(kubectl, "pods", "-l", "modeldeploy.io/name=iris")["items"]
-    assert len(pods) == 2  # type: ignore[arg-type]
     assert all(p["spec"]["nodeName"].startswith("kwok-node-") for p in pods)  # type: ignore[union-attr, attr-defined]
     status = md["status"]
     assert status["selector"] == "modeldeploy.io/name=iris"  # type: ignore[index]
