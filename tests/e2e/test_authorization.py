@@ -22,7 +22,7 @@ from modeldeploy.render.model import DEFAULT_AUTH_PROXY_IMAGE
 from modeldeploy_dev.sandbox import build
 from modeldeploy_dev.sandbox.cluster import Sandbox
 from modeldeploy_dev.sandbox.kubelet import FARM_DIR, IMAGES_FILE
-from tests.conftest import Kubectl, condition, get_json, wait_for
+from tests.conftest import Kubectl, condition, get_json, model_deployment, wait_for
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.integration, pytest.mark.usefixtures("operator")]
 Obj = dict[str, Any]
@@ -46,18 +46,11 @@ def proxy_image(sandbox: Sandbox) -> Iterator[None]:
 
 
 def manifest() -> Obj:
-    return {
-        "apiVersion": "modeldeploy.io/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": "iris"},
-        "spec": {
-            "model": {"name": "iris", "version": "1.0.0"},
-            "runtime": {"image": "registry.invalid/modelserver:1"},
-            "replicas": 1,
-            "probing": {"intervalSeconds": 2, "timeoutSeconds": 1, "failureThreshold": 1},
-            "access": {"authorization": "kubernetes"},
-        },
-    }
+    return model_deployment(
+        replicas=1,
+        probing={"intervalSeconds": 2, "timeoutSeconds": 1, "failureThreshold": 1},
+        access={"authorization": "kubernetes"},
+    )
 
 
 def callers(kubectl: Kubectl, namespace: str) -> dict[str, str]:
